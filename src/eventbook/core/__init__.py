@@ -1,0 +1,1 @@
+"""The pure core: messages, validation. No I/O, no clock, no randomness."""

@@ -1,0 +1,42 @@
+"""Every limit of eventbook, in one place, named with the qualifier last.
+
+Input from outside is checked against these before anything is written; loops and
+queues over outside input are bounded by them.
+"""
+
+from __future__ import annotations
+
+# Identifiers
+stream_id_bytes_max = 255  # UTF-8 bytes of a stream id
+type_name_chars_max = 128  # characters of an event type name
+commit_id_chars_max = 128  # characters of a commit id
+event_id_chars_max = 64  # characters of an event id
+
+# Payloads
+event_data_bytes_max = 1024 * 1024  # encoded bytes of one event's data
+event_metadata_bytes_max = 64 * 1024  # encoded bytes of one event's metadata
+commit_metadata_bytes_max = 64 * 1024  # encoded bytes of a commit's metadata
+commit_bytes_max = 16 * 1024 * 1024  # encoded bytes of one commit (all its events)
+data_depth_max = 32  # nesting depth of data and metadata
+schema_version_max = 65535
+
+# Integers in data must fit a signed 64-bit integer (JSON, JSONB and MessagePack agree there).
+data_int_min = -(2**63)
+data_int_max = 2**63 - 1
+
+# Commits
+append_batch_count_max = 10_000  # events in one commit
+expected_streams_count_max = 1_000  # streams named in one commit's expected map
+
+# Reads
+read_page_count_max = 4096  # events fetched per page by lazy readers
+read_chunk_bytes = 1024 * 1024  # bytes read at once when scanning a segment
+
+# Embedded log
+segment_bytes_max = 256 * 1024 * 1024  # a segment rolls over before exceeding this
+index_commit_events_max = 4096  # stream/commit index rows kept uncommitted at most
+stream_cache_count_max = 200_000  # stream versions cached in the writer
+subscription_poll_seconds_max = 0.05  # cross-process followers poll at most this long
+
+# Waits
+wait_seconds_max = 3600.0  # longest bounded wait a caller may ask for
