@@ -46,3 +46,55 @@ def _open_log(path: Path, **options: Any) -> EventStore:
     from eventbook.backends.log.store import LogStore
 
     return LogStore.open(path, **options)
+
+
+def verify_store(url: str | os.PathLike[str] | None = None, progress: Any = None) -> Any:
+    """Check every stored byte of a store (checksums, positions, versions, indexes) without
+    changing anything; works on a store that refuses to open. Returns a VerifyReport.
+    `progress`, when given, is called as progress(done, total)."""
+    from eventbook.store.reports import VerifyReport
+
+    store_url = _resolve(url)
+    if store_url.startswith("memory:"):
+        return VerifyReport(store_url)
+    from eventbook.backends.log.verify import verify_log
+
+    return verify_log(_log_path(store_url), progress=progress)
+
+
+def repair_store(url: str | os.PathLike[str] | None = None) -> Any:
+    """Move damaged or torn bytes aside (into quarantine/, never deleting them), cut the log
+    at the first damaged record, and rebuild the indexes. Returns a RepairReport."""
+    from eventbook.store.reports import RepairReport
+
+    store_url = _resolve(url)
+    if store_url.startswith("memory:"):
+        return RepairReport(store_url)
+    from eventbook.backends.log.verify import repair_log
+
+    return repair_log(_log_path(store_url))
+
+
+def inspect_store(url: str | os.PathLike[str] | None = None, segment: int | None = None) -> Any:
+    """Iterate the record headers (FrameInfo) of one segment (default: the last one)."""
+    store_url = _resolve(url)
+    if store_url.startswith("memory:") or "://" in store_url and not store_url.startswith("file:"):
+        raise InvalidInput("inspect reads the files of an embedded log; give its path")
+    from eventbook.backends.log.verify import inspect_log
+
+    return inspect_log(_log_path(store_url), segment)
+
+
+def _resolve(url: str | os.PathLike[str] | None) -> str:
+    if url is None:
+        url = os.environ.get("EVENTBOOK_STORE") or DEFAULT_STORE
+    return os.fspath(url)
+
+
+def _log_path(url: str) -> Path:
+    if url.startswith("file:"):
+        parsed = urlparse(url)
+        return Path(unquote(parsed.netloc + parsed.path))
+    if "://" in url:
+        raise InvalidInput(f"store URL {url!r} is not supported here; use {SCHEMES}")
+    return Path(url)
