@@ -32,6 +32,7 @@ class TailScan:
     end_offset: int = fmt.SEGMENT_HEADER.size
     torn_from: tuple[int, int] | None = None  # (segment, offset) where a torn tail starts
     torn_why: str = ""
+    damaged: bool = False  # valid records follow the bad spot: damage, not a torn write
     last_event: RecordedEvent | None = None
 
     @property
@@ -45,8 +46,12 @@ def scan(
     offset: int,
     next_position: int,
     progress: Callable[[int], None] | None = None,
+    *,
+    strict: bool = True,
 ) -> TailScan:
-    """Scan whole commits from (segment, offset), whose first event is `next_position`."""
+    """Scan whole commits from (segment, offset), whose first event is `next_position`.
+
+    With strict=False damage is reported in the result (`damaged`) instead of raised."""
     result = TailScan(next_position, end_segment=segment, end_offset=offset)
     pending: list[tuple[int, int, int, RecordedEvent, fmt.CommitHead | None]] = []
     position = next_position
@@ -58,7 +63,7 @@ def scan(
             problem = _check(header, buf, i, position, len(pending))
             if problem:
                 cut = pending[0][1] if pending else at
-                return _torn(result, segments, number, cut, problem, at, position)
+                return _torn(result, segments, number, cut, problem, at, position, strict)
             assert header is not None
             head = fmt.decode_head(buf, i, header) if header.commit_index == 0 else None
             event = head if head is not None else fmt.decode_event(buf, i, header)
@@ -111,10 +116,13 @@ def _torn(
     why: str,
     at: int | None = None,
     position: int | None = None,
+    strict: bool = True,
 ) -> TailScan:
     if at is not None and position is not None:
         later = _valid_frame_after(segments, number, at, position)
-        if later is not None:
+        if later is not None and not strict:
+            result.damaged = True
+        elif later is not None:
             raise StoreCorrupted(
                 segments.path(number), at,
                 f"{why}, and a valid record (position {later}) follows it, so this is damage, "

@@ -1,0 +1,453 @@
+"""The embedded log store: the default backend (a path or file:// URL).
+
+Writing: an append is checked and encoded, then written to the current segment under the
+write lock; then the appending thread waits for durability. One waiting thread at a time is
+the sync leader: it fdatasyncs everything written so far (group commit), writes the position
+index entries for it, publishes the new head and wakes the others. Only synced events are
+visible to readers. A failed write or sync turns the store read-only (StoreFailed): what was
+acknowledged stays, nothing unacknowledged is reported as written.
+"""
+
+from __future__ import annotations
+
+import bisect
+import os
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from eventbook import limits
+from eventbook.backends.log import format as fmt
+from eventbook.backends.log.fileio import FileIO
+from eventbook.backends.log.opening import OpenedLog, open_log
+from eventbook.backends.log.recovery import scan
+from eventbook.backends.log.stream_index import Row, Tail
+from eventbook.core.messages import AppendResult, NewEvent, RecordedEvent
+from eventbook.errors import (
+    DuplicateCommit,
+    InvalidInput,
+    StoreCorrupted,
+    StoreFailed,
+    StoreReadOnly,
+)
+from eventbook.store.commit import CommitRecord, plan_commit, prepare_commit, result_of
+from eventbook.store.contract import EventStore, StreamInfo, check_limit, check_position
+from eventbook.store.reading import page_stream
+
+SYNC_POLICIES = ("always", "none")
+_unpack = fmt.FRAME_HEADER.unpack_from
+_pack_entry = fmt.INDEX_ENTRY.pack
+_HEADER = fmt.FRAME_HEADER.size
+_MAGIC = fmt.FRAME_MAGIC
+
+
+def utc_now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class LogStore(EventStore):
+    @classmethod
+    def open(
+        cls,
+        path: str | os.PathLike[str],
+        *,
+        readonly: bool = False,
+        sync: str = "always",
+        io: FileIO | None = None,
+        clock: Callable[[], datetime] = utc_now,
+        progress: Callable[[int], None] | None = None,
+    ) -> LogStore:
+        """Open (or create, when writable) the log at `path`.
+
+        sync="always" acknowledges an append only after fdatasync; "none" skips the sync
+        (tests and bulk imports only: a power loss may lose acknowledged appends)."""
+        if sync not in SYNC_POLICIES:
+            raise InvalidInput(f"sync must be one of {SYNC_POLICIES}, got {sync!r}")
+        return cls(open_log(Path(path), io or FileIO(), readonly, progress), sync, clock)
+
+    def __init__(self, opened: OpenedLog, sync: str, clock: Callable[[], datetime]) -> None:
+        self._log = opened
+        self.root = opened.root
+        self.url = f"file://{opened.root.resolve()}"
+        self.readonly = opened.readonly
+        self._io = opened.io
+        self._segments = opened.segments
+        self._pindex = opened.pindex
+        self._sindex = opened.sindex
+        self._tail = opened.tail
+        self._extra = opened.extra_entries  # readers: entries past the index file
+        self._extra_first = opened.extra_first  # the position of self._extra[0]
+        self._sync = sync == "always"
+        self._clock = clock
+        self._head = opened.head
+        self._written = opened.head
+        self._last_recorded = opened.last_recorded_at
+        self._write_fd = opened.write_fd
+        self._write_segment = opened.segments.last
+        self._write_end = opened.write_end
+        self._old_fds: list[int] = []  # segments rolled over, not yet synced
+        self._pending = bytearray()  # index entries written, not yet synced
+        self._versions: dict[str, int] = {}
+        self._failure: StoreFailed | None = None
+        self._write_lock = threading.Lock()
+        self._index_lock = threading.RLock()
+        self._synced = threading.Condition()
+        self._syncing = False
+
+    # ----------------------------------------------------------------- writing
+
+    def append(
+        self,
+        events: Iterable[NewEvent],
+        *,
+        expected: Mapping[str, object] | None = None,
+        commit_id: str | None = None,
+        metadata: Mapping[str, Any] | None = None,
+    ) -> AppendResult:
+        self._check_writable()
+        prepared = prepare_commit(events, expected, commit_id, metadata)
+        with self._write_lock:
+            self._check_writable()
+            first = self._known_commit(commit_id) if commit_id is not None else None
+            if first is not None:
+                if first.digest != prepared.digest:
+                    raise DuplicateCommit(commit_id or "", first.first_position)
+                target = first.last_position
+            else:
+                now = self._clock()
+                if now < self._last_recorded:
+                    now = self._last_recorded  # recorded_at never decreases along positions
+                records, result = plan_commit(prepared, self._version_of, self._written + 1, now)
+                frames = fmt.encode_commit(records, prepared.digest, prepared.metadata)
+                commit = None
+                if commit_id is not None:
+                    commit = CommitRecord(commit_id, prepared.digest, result.first_position,
+                                          result.last_position)
+                self._write(frames, records, commit)
+                self._last_recorded = now
+                target = result.last_position
+        self._await_durable(target)
+        if first is None:
+            return result
+        span = first.last_position - first.first_position + 1
+        return result_of(list(self.read_all(after=first.first_position - 1, limit=span)))
+
+    def _check_writable(self) -> None:
+        self._check_open()
+        if self.readonly:
+            raise StoreReadOnly(str(self.root), "it was opened read-only")
+        if self._failure is not None:
+            raise self._failure
+
+    def _known_commit(self, commit_id: str) -> CommitRecord | None:
+        with self._index_lock:
+            found = self._tail.commits.get(commit_id)
+            return found if found is not None else self._sindex.commit(commit_id)
+
+    def _version_of(self, stream: str) -> int:
+        version = self._versions.get(stream)
+        if version is None:
+            with self._index_lock:
+                version = self._tail.version(stream)
+                if version is None:
+                    version = self._sindex.version(stream)
+            self._versions[stream] = version
+        return version
+
+    def _write(self, frames: bytes, records: list[RecordedEvent], commit: CommitRecord | None) -> None:
+        """Write a commit's frames at the end of the log (page cache; synced by the leader)."""
+        if self._write_end + len(frames) > limits.segment_bytes_max and (
+            self._write_end > fmt.SEGMENT_HEADER.size
+        ):
+            self._roll_over()
+        offset = self._write_end
+        try:
+            self._io.pwrite(self._write_fd, frames, offset)
+        except OSError as exc:
+            raise self._fail(exc) from exc
+        segment = self._write_segment
+        entries = self._pending
+        rows: list[Row] = []
+        for record in records:
+            length = fmt.FRAME_PREFIX.unpack_from(frames, offset - self._write_end)[1]
+            entries += _pack_entry(offset, segment, length)
+            offset += length
+            rows.append((record.stream, record.version, record.position))
+            self._versions[record.stream] = record.version
+        self._write_end = offset
+        self._written = records[-1].position
+        with self._index_lock:
+            self._tail.add(rows, commit)
+            if len(self._tail) >= limits.index_commit_events_max:
+                self._flush_index(self._head)
+
+    def _roll_over(self) -> None:
+        try:
+            fd = self._segments.create(self._write_segment + 1)
+        except OSError as exc:
+            raise self._fail(exc) from exc
+        self._old_fds.append(self._write_fd)
+        self._write_fd = fd
+        self._write_segment += 1
+        self._write_end = fmt.SEGMENT_HEADER.size
+
+    def _await_durable(self, target: int) -> None:
+        with self._synced:
+            while True:
+                if self._head >= target:
+                    return
+                if self._failure is not None:
+                    raise self._failure
+                if not self._syncing:
+                    self._syncing = True
+                    break
+                self._synced.wait()
+        try:
+            while self._head < target:
+                self._sync_written()
+        finally:
+            with self._synced:
+                self._syncing = False
+                self._synced.notify_all()
+
+    def _sync_written(self) -> None:
+        """Leader: make everything written so far durable, index it, publish it."""
+        with self._write_lock:
+            upto = self._written
+            entries = bytes(self._pending)
+            self._pending.clear()
+            fds = [*self._old_fds, self._write_fd]
+            old = self._old_fds
+            self._old_fds = []
+        try:
+            if self._sync:
+                for fd in fds:
+                    self._io.fdatasync(fd)
+            self._pindex.append(entries, self._head + 1)
+        except OSError as exc:
+            raise self._fail(exc) from exc
+        for fd in old:
+            self._io.close(fd)
+        with self._synced:
+            self._head = upto
+            self._synced.notify_all()
+
+    def _fail(self, exc: OSError) -> StoreFailed:
+        failure = StoreFailed(str(self.root), exc)
+        with self._synced:
+            if self._failure is None:
+                self._failure = failure
+            self._synced.notify_all()
+        return self._failure
+
+    def _flush_index(self, upto: int) -> None:
+        """Move the in-memory tail of the stream index (up to a durable position) to SQLite."""
+        rows, commits = self._tail.take(upto)
+        if rows or commits:
+            self._sindex.write(rows, commits, upto)
+        if len(self._versions) > limits.stream_cache_count_max and self._written == upto:
+            self._versions.clear()
+
+    # ----------------------------------------------------------------- reading
+
+    def head_position(self) -> int:
+        self._check_open()
+        if self.readonly:
+            self._refresh()
+        return self._head
+
+    def _refresh(self) -> None:
+        """Readers: take in what the writer process made durable since we last looked."""
+        with self._index_lock:
+            count = self._pindex.refresh()
+            if self._extra and count >= self._extra_first + len(self._extra) - 1:
+                self._extra = []
+            head = max(count, self._extra_first + len(self._extra) - 1 if self._extra else 0)
+            through = self._sindex.refresh()
+            if through > self._tail.base and through <= head:
+                self._tail.take(through)
+            if head > self._head:
+                self._index_tail(head)
+                self._head = head
+
+    def _index_tail(self, head: int) -> None:
+        """Readers: add the stream rows of positions (tail end, head] to the in-memory tail."""
+        known = self._tail.rows[-1][2] if self._tail.rows else self._tail.base
+        if known >= head:
+            return
+        where = self._locate(known + 1)
+        found = scan(self._segments, where[0], where[1], known + 1)
+        for rows, commit in found.commits:
+            if rows[-1][2] > head:
+                break
+            self._tail.add(rows, commit)
+
+    def _locate(self, position: int) -> tuple[int, int, int]:
+        entry = self._pindex.entry(position)
+        if entry is None and self._extra:
+            i = position - self._extra_first
+            if 0 <= i < len(self._extra):
+                entry = self._extra[i]
+        if entry is None:
+            raise StoreCorrupted(self._pindex.path, None, f"no index entry for position {position}")
+        return entry
+
+    def read_all(self, *, after: int = 0, limit: int | None = None) -> Iterator[RecordedEvent]:
+        self._check_open()
+        check_position(after)
+        limit = check_limit(limit)
+        head = self.head_position()
+        end = head if limit is None else min(head, after + limit)
+        if after >= end:
+            return iter(())
+        segment, offset, _ = self._locate(after + 1)
+        return self._scan_events(segment, offset, after + 1, end)
+
+    def _scan_events(self, segment: int, offset: int, position: int, end: int) -> Iterator[RecordedEvent]:
+        """The hot read loop: chunked sequential reads, each frame checked, decoded."""
+        segments, io, crc, decode = self._segments, self._io, fmt._crc, fmt._decode_event
+        fd = segments.read_fd(segment)
+        chunk = limits.read_chunk_bytes
+        while position <= end:
+            buf = io.pread(fd, chunk, offset)
+            if not buf:
+                if segment >= segments.last:
+                    raise StoreCorrupted(segments.path(segment), offset,
+                                         f"the log ends before position {position}")
+                segment += 1
+                fd = segments.read_fd(segment)
+                offset = fmt.SEGMENT_HEADER.size
+                continue
+            view = memoryview(buf)
+            size = len(buf)
+            i = 0
+            while position <= end and size - i >= _HEADER:
+                magic, length, check, _f, pos, _v, _c, _i = _unpack(buf, i)
+                if size - i < length:
+                    break
+                if magic != _MAGIC or pos != position or length < _HEADER or (
+                    crc(view[i + 12 : i + length]) != check
+                ):
+                    raise StoreCorrupted(segments.path(segment), offset + i,
+                                         f"the record for position {position} is damaged")
+                yield decode(view[i + _HEADER : i + length])
+                i += length
+                position += 1
+            if i == 0:
+                if size >= _HEADER and _unpack(buf, 0)[1] > chunk:
+                    chunk = _unpack(buf, 0)[1]  # one frame larger than a chunk: read it whole
+                    continue
+                raise StoreCorrupted(segments.path(segment), offset,
+                                     f"the record for position {position} is cut short")
+            offset += i
+            chunk = limits.read_chunk_bytes
+
+    def read_event(self, position: int) -> RecordedEvent:
+        """The event at a position (the Nth event, found by arithmetic in the index)."""
+        self._check_open()
+        if not 1 <= position <= self.head_position():
+            raise InvalidInput(f"position {position} is not in the log (1..{self._head})")
+        segment, offset, length = self._locate(position)
+        buf = self._segments.read(segment, offset, length)
+        header = fmt.parse_header(buf, 0)
+        if header is None or header.position != position or not fmt.frame_crc_ok(buf, 0, header):
+            raise StoreCorrupted(self._segments.path(segment), offset,
+                                 f"the record for position {position} is damaged")
+        return fmt.decode_event(buf, 0, header)
+
+    def stream_version(self, stream: str) -> int:
+        self._check_open()
+        head = self.head_position()
+        with self._index_lock:
+            return self._visible_version(stream, head)
+
+    def _visible_version(self, stream: str, head: int) -> int:
+        last = self._tail.version(stream)
+        if last is None:
+            return self._sindex.version(stream)
+        first = self._tail.first_version(stream)
+        assert first is not None
+        positions = self._tail.positions(stream, first, last)
+        hidden = len(positions) - bisect.bisect_right(positions, head)
+        return last - hidden
+
+    def read_stream(
+        self,
+        stream: str,
+        *,
+        from_version: int | None = None,
+        backward: bool = False,
+        limit: int | None = None,
+    ) -> Iterator[RecordedEvent]:
+        self._check_open()
+        version = self.stream_version(stream) if isinstance(stream, str) else 0
+        return page_stream(stream, version, lambda lo, hi: self._fetch(stream, lo, hi),
+                           from_version, backward, limit)
+
+    def _fetch(self, stream: str, first: int, last: int) -> list[RecordedEvent]:
+        with self._index_lock:
+            positions = self._sindex.positions(stream, first, last)
+            if len(positions) < last - first + 1:
+                positions += self._tail.positions(stream, first + len(positions), last)
+        return [self.read_event(p) for p in positions]
+
+    def streams(self) -> Iterator[StreamInfo]:
+        self._check_open()
+        head = self.head_position()
+        with self._index_lock:
+            found = {s: (v, p) for s, v, p in self._sindex.streams()}
+            for stream in self._tail.streams():
+                version = self._visible_version(stream, head)
+                if version:
+                    positions = self._tail.positions(stream, version, version)
+                    found[stream] = (version, positions[0] if positions else found[stream][1])
+        for stream in sorted(found):
+            yield StreamInfo(stream, *found[stream])
+
+    def wait_for_append(self, after: int, timeout: float) -> bool:
+        deadline = time.monotonic() + min(timeout, limits.wait_seconds_max)
+        if self.readonly:
+            pause = 0.001
+            while not self.closed:
+                if self.head_position() > after:
+                    return True
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                time.sleep(min(pause, left))
+                pause = min(pause * 2, limits.subscription_poll_seconds_max)
+            return False
+        with self._synced:
+            return self._synced.wait_for(
+                lambda: self._head > after or self.closed or self._failure is not None,
+                max(0.0, deadline - time.monotonic()),
+            )
+
+    def stats(self) -> dict[str, Any]:
+        head = self.head_position()
+        sizes = [os.path.getsize(self._segments.path(n)) for n in self._segments.numbers]
+        return {
+            "url": self.url,
+            "head_position": head,
+            "segments": len(sizes),
+            "log_bytes": sum(sizes),
+            "indexed_through": self._sindex.indexed_through,
+            "readonly": self.readonly,
+            "sync": "always" if self._sync else "none",
+            "failed": None if self._failure is None else str(self._failure.cause),
+        }
+
+    def close(self) -> None:
+        if self.closed:
+            return
+        with self._write_lock:
+            if not self.readonly and self._failure is None:
+                with self._index_lock:
+                    self._flush_index(self._head)
+            with self._synced:
+                self.closed = True
+                self._synced.notify_all()
+            self._log.close(self._old_fds)
