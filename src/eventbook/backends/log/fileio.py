@@ -34,6 +34,11 @@ class FileIO:
     def fsync(self, fd: int) -> None:
         os.fsync(fd)
 
+    def allocate(self, fd: int, offset: int, length: int) -> None:
+        """Reserve space (zero-filled) so that appends overwrite instead of growing the file:
+        an fdatasync then has no file size to journal."""
+        os.posix_fallocate(fd, offset, length)
+
     def truncate(self, fd: int, size: int) -> None:
         os.ftruncate(fd, size)
 

@@ -75,6 +75,7 @@ def quarantine(root: Path, io: FileIO, source: str, offset: int, why: str) -> tu
     try:
         size = io.size(src)
         data = io.pread(src, size - offset, offset) if size > offset else b""
+        data = data.rstrip(b"\0")  # reserved, never-written space is not worth keeping
         out = io.open(str(target), os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
         try:
             io.pwrite(out, data, 0)

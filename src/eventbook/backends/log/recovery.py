@@ -60,6 +60,8 @@ def scan(
         if number != segment and pending:
             return _torn(result, segments, number - 1, pending[0][1], "a commit is cut short")
         for at, header, buf, i in segments.frames(number, start):
+            if header is None and not pending and _is_unwritten(segments, number, at):
+                break  # reserved space that was never written: the clean end of the data
             problem = _check(header, buf, i, position, len(pending))
             if problem:
                 cut = pending[0][1] if pending else at
@@ -79,6 +81,12 @@ def scan(
         number, at = pending[0][0], pending[0][1]
         return _torn(result, segments, number, at, "the last commit is cut short")
     return result
+
+
+def _is_unwritten(segments: Segments, number: int, at: int) -> bool:
+    """Whether the bytes at `at` are zeros up to a page boundary and the next page."""
+    window = 4096 - at % 4096 + 4096
+    return not segments.read(number, at, window).strip(b"\0")
 
 
 def _check(header: fmt.FrameHeader | None, buf: bytes, i: int, position: int, index: int) -> str:

@@ -42,6 +42,7 @@ _unpack = fmt.FRAME_HEADER.unpack_from
 _pack_entry = fmt.INDEX_ENTRY.pack
 _HEADER = fmt.FRAME_HEADER.size
 _MAGIC = fmt.FRAME_MAGIC
+_ZERO = bytes(4)
 
 
 def utc_now() -> datetime:
@@ -88,6 +89,7 @@ class LogStore(EventStore):
         self._write_fd = opened.write_fd
         self._write_segment = opened.segments.last
         self._write_end = opened.write_end
+        self._allocated = 0 if opened.write_fd < 0 else self._io.size(opened.write_fd)
         self._old_fds: list[int] = []  # segments rolled over, not yet synced
         self._pending = bytearray()  # index entries written, not yet synced
         self._versions: dict[str, int] = {}
@@ -165,6 +167,8 @@ class LogStore(EventStore):
             self._roll_over()
         offset = self._write_end
         try:
+            if offset + len(frames) > self._allocated:
+                self._allocate(offset + len(frames))
             self._io.pwrite(self._write_fd, frames, offset)
         except OSError as exc:
             raise self._fail(exc) from exc
@@ -184,8 +188,16 @@ class LogStore(EventStore):
             if len(self._tail) >= limits.index_commit_events_max:
                 self._flush_index(self._head)
 
+    def _allocate(self, needed: int) -> None:
+        size = min(max(needed, self._allocated + limits.segment_allocate_bytes),
+                   max(needed, limits.segment_bytes_max))
+        self._io.allocate(self._write_fd, self._allocated, size - self._allocated)
+        self._allocated = size
+
     def _roll_over(self) -> None:
         try:
+            # The full segment loses its reserved space, so only the last one has any.
+            self._io.truncate(self._write_fd, self._write_end)
             fd = self._segments.create(self._write_segment + 1)
         except OSError as exc:
             raise self._fail(exc) from exc
@@ -193,6 +205,7 @@ class LogStore(EventStore):
         self._write_fd = fd
         self._write_segment += 1
         self._write_end = fmt.SEGMENT_HEADER.size
+        self._allocated = self._io.size(fd)
 
     def _await_durable(self, target: int) -> None:
         with self._synced:
@@ -313,7 +326,8 @@ class LogStore(EventStore):
         chunk = limits.read_chunk_bytes
         while position <= end:
             buf = io.pread(fd, chunk, offset)
-            if not buf:
+            size = len(buf)
+            if size < _HEADER or buf[:4] == _ZERO:  # this segment's data ends here
                 if segment >= segments.last:
                     raise StoreCorrupted(segments.path(segment), offset,
                                          f"the log ends before position {position}")
@@ -322,11 +336,10 @@ class LogStore(EventStore):
                 offset = fmt.SEGMENT_HEADER.size
                 continue
             view = memoryview(buf)
-            size = len(buf)
             i = 0
             while position <= end and size - i >= _HEADER:
                 magic, length, check, _f, pos, _v, _c, _i = _unpack(buf, i)
-                if size - i < length:
+                if size - i < length or magic == _ZERO:
                     break
                 if magic != _MAGIC or pos != position or length < _HEADER or (
                     crc(view[i + 12 : i + length]) != check
@@ -336,12 +349,9 @@ class LogStore(EventStore):
                 yield decode(view[i + _HEADER : i + length])
                 i += length
                 position += 1
-            if i == 0:
-                if size >= _HEADER and _unpack(buf, 0)[1] > chunk:
-                    chunk = _unpack(buf, 0)[1]  # one frame larger than a chunk: read it whole
-                    continue
-                raise StoreCorrupted(segments.path(segment), offset,
-                                     f"the record for position {position} is cut short")
+            if i == 0:  # one frame larger than a chunk: read it whole
+                chunk = max(_unpack(buf, 0)[1], chunk + 1)
+                continue
             offset += i
             chunk = limits.read_chunk_bytes
 
