@@ -67,7 +67,7 @@ class MemoryStore(EventStore):
         limit: int | None = None,
     ) -> Iterator[RecordedEvent]:
         self._check_open()
-        positions = self._streams.get(stream, [])
+        positions = self._streams.get(stream, []) if isinstance(stream, str) else []
         return page_stream(
             stream,
             len(positions),
@@ -85,15 +85,19 @@ class MemoryStore(EventStore):
         return iter(self._log[after:end])
 
     def stream_version(self, stream: str) -> int:
+        self._check_open()
         return len(self._streams.get(stream, ()))
 
     def head_position(self) -> int:
+        self._check_open()
         return len(self._log)
 
     def streams(self) -> Iterator[StreamInfo]:
-        for stream in sorted(self._streams):
-            positions = self._streams[stream]
-            yield StreamInfo(stream, len(positions), positions[-1])
+        self._check_open()
+        return (
+            StreamInfo(stream, len(self._streams[stream]), self._streams[stream][-1])
+            for stream in sorted(self._streams)
+        )
 
     def wait_for_append(self, after: int, timeout: float) -> bool:
         with self._changed:

@@ -80,11 +80,22 @@ def check_json_object(value: object, *, what: str) -> dict[str, Any]:
     return value
 
 
+def _check_text(value: str, what: str, path: str) -> None:
+    if "\x00" in value:
+        raise InvalidInput(f"{what} has a NUL character in text at {path}; NUL is not allowed")
+    if not value.isascii():
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise InvalidInput(
+                f"{what} has text at {path} that is not valid Unicode (a lone surrogate)"
+            ) from None
+
+
 def _check_value(value: Any, what: str, path: str, depth: int) -> None:
     kind = type(value)
     if kind is str:
-        if "\x00" in value:
-            raise InvalidInput(f"{what} has a NUL character in text at {path}; NUL is not allowed")
+        _check_text(value, what, path)
         return
     if kind is int:
         if not limits.data_int_min <= value <= limits.data_int_max:
@@ -109,8 +120,7 @@ def _check_value(value: Any, what: str, path: str, depth: int) -> None:
                 raise InvalidInput(
                     f"{what} has the key {key!r} at {path}; JSON object keys must be text"
                 )
-            if "\x00" in key:
-                raise InvalidInput(f"{what} has a NUL character in a key at {path}")
+            _check_text(key, what, f"{path} (a key)")
             _check_value(item, what, f"{path}.{key}", depth + 1)
         return
     if kind is list:

@@ -9,7 +9,8 @@ event ids and the recorded time.
 from __future__ import annotations
 
 import hashlib
-import uuid
+import os
+import random
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -30,6 +31,16 @@ from eventbook.errors import InvalidInput
 from eventbook.store.expected import Expected, check_expected, parse_expected
 
 _encoder = msgspec.msgpack.Encoder(order="sorted")
+_ids = random.Random(os.urandom(32))  # event ids only: unique, not secret; reseeded per fork
+os.register_at_fork(after_in_child=lambda: _ids.seed(os.urandom(32)))
+_UUID4_CLEAR = ~((0xF000 << 64) | (0xC000 << 48))
+_UUID4_SET = (0x4000 << 64) | (0x8000 << 48)
+
+
+def new_event_id() -> str:
+    """A random version-4 UUID, as text (the usual event id of KurrentDB and others)."""
+    h = f"{_ids.getrandbits(128) & _UUID4_CLEAR | _UUID4_SET:032x}"
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,37 +87,63 @@ def prepare_commit(
     plan = _check_expected_map(expected)
     if commit_id is not None:
         check_id_text(commit_id, what="commit id", chars_max=limits.commit_id_chars_max)
-    meta = dict(metadata or {})
-    check_json_object(meta, what="commit metadata")
-    if len(_encoder.encode(meta)) > limits.commit_metadata_bytes_max:
-        raise InvalidInput(f"commit metadata encodes to more than {limits.commit_metadata_bytes_max} bytes")
+    if metadata is not None and not isinstance(metadata, Mapping):
+        raise InvalidInput(
+            f"commit metadata must be a JSON object (a dict), got {type(metadata).__name__}"
+        )
+    meta = dict(metadata) if metadata is not None else {}
+    if meta:
+        check_json_object(meta, what="commit metadata")
+        if len(_encoder.encode(meta)) > limits.commit_metadata_bytes_max:
+            raise InvalidInput(
+                f"commit metadata encodes to more than {limits.commit_metadata_bytes_max} bytes"
+            )
     digest = _digest(batch, meta) if commit_id is not None else b""
     return PreparedCommit(batch, plan, commit_id, meta, digest)
 
 
+_checked_names: set[tuple[str, str]] = set()  # (stream, type) pairs already found valid
+
+
 def _check_event(event: object, index: int) -> int:
-    where = f"event {index}"
+    try:
+        return _check_one(event)
+    except InvalidInput as exc:
+        raise InvalidInput(f"event {index}: {exc.message}") from None
+
+
+def _check_one(event: object) -> int:
     if not isinstance(event, NewEvent):
-        raise InvalidInput(f"{where} must be an eventbook.NewEvent, got {type(event).__name__}")
-    check_stream_id(event.stream, where=f"{where}: stream id")
-    check_type_name(event.type, where=f"{where}: type")
-    check_json_object(event.data, what=f"{where} ({event.type}) data")
-    check_json_object(event.metadata, what=f"{where} ({event.type}) metadata")
+        raise InvalidInput(f"must be an eventbook.NewEvent, got {type(event).__name__}")
+    names = (event.stream, event.type)
+    if names not in _checked_names:
+        check_stream_id(event.stream)
+        check_type_name(event.type)
+        if len(_checked_names) >= 4096:
+            _checked_names.clear()
+        _checked_names.add(names)
+    check_json_object(event.data, what=f"{event.type} data")
+    if event.metadata:
+        check_json_object(event.metadata, what=f"{event.type} metadata")
+        if len(_encoder.encode(event.metadata)) > limits.event_metadata_bytes_max:
+            raise InvalidInput(
+                f"metadata encodes to more than {limits.event_metadata_bytes_max} bytes"
+            )
+    elif not isinstance(event.metadata, dict):
+        raise InvalidInput(f"metadata must be a JSON object (a dict), got {event.metadata!r}")
     if event.occurred_at is not None:
-        check_aware(event.occurred_at, what=f"{where}: occurred_at")
+        check_aware(event.occurred_at, what="occurred_at")
     if event.id is not None:
-        check_id_text(event.id, what=f"{where}: id", chars_max=limits.event_id_chars_max)
+        check_id_text(event.id, what="event id", chars_max=limits.event_id_chars_max)
     sv = event.schema_version
     if type(sv) is not int or not 1 <= sv <= limits.schema_version_max:
-        raise InvalidInput(f"{where}: schema_version must be an integer 1..{limits.schema_version_max}")
+        raise InvalidInput(f"schema_version must be an integer 1..{limits.schema_version_max}")
     data_bytes = len(_encoder.encode(event.data))
     if data_bytes > limits.event_data_bytes_max:
         raise InvalidInput(
-            f"{where} ({event.type}) data encodes to {data_bytes} bytes; at most "
+            f"{event.type} data encodes to {data_bytes} bytes; at most "
             f"{limits.event_data_bytes_max} (limits.event_data_bytes_max)"
         )
-    if len(_encoder.encode(event.metadata)) > limits.event_metadata_bytes_max:
-        raise InvalidInput(f"{where} metadata encodes to more than {limits.event_metadata_bytes_max} bytes")
     return data_bytes
 
 
@@ -166,7 +203,7 @@ def plan_commit(
                 event.metadata,
                 now,
                 event.occurred_at.astimezone(timezone.utc) if event.occurred_at else now,
-                event.id or str(uuid.uuid4()),
+                event.id or new_event_id(),
                 event.schema_version,
                 commit_id,
             )

@@ -46,7 +46,7 @@ def parse_expected(value: object, *, stream: str = "") -> Expected:
         text = value.strip().lower()
         if text in _BY_NAME:
             return _BY_NAME[text]
-        if text.isdigit():
+        if text.isascii() and text.isdigit():
             return int(text)
     where = f" for stream {stream!r}" if stream else ""
     raise InvalidInput(f"expected version {value!r}{where} is not understood; use {EXPECTED_RULE}")

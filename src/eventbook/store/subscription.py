@@ -34,6 +34,8 @@ class Subscription(Iterator[RecordedEvent]):
         return self
 
     def __next__(self) -> RecordedEvent:
+        if self._stopped.is_set():
+            raise StopIteration
         if not self._buffer:
             self._fill()
         event = self._buffer.popleft()
@@ -58,6 +60,7 @@ class Subscription(Iterator[RecordedEvent]):
 
     def close(self) -> None:
         self._stopped.set()
+        self._buffer.clear()
 
     def __enter__(self) -> Subscription:
         return self
