@@ -181,6 +181,8 @@ def _frames(segments: Segments, number: int) -> Iterator[FrameInfo]:
     name = fmt.segment_name(number)
     try:
         for at, header, buf, i in segments.frames(number, fmt.SEGMENT_HEADER.size):
+            if header is None and not segments.read(number, at, 4096).strip(b"\0"):
+                return  # reserved space after the data: the clean end
             if header is None:
                 yield FrameInfo(name, at, 0, 0, 0, 0, 0, "", "(not a whole record)", False)
                 return
