@@ -800,3 +800,16 @@ def test_real_verify_inspect_repair(tmp_path: Path) -> None:  # REAL (log backen
     [repaired] = json_lines(result.stdout)
     assert repaired["bytes_moved"] > 0 and repaired["quarantined"]
     assert run("--store", store, "verify").exit_code == 0
+
+
+def test_demo_runs_twice_and_writes_once(tmp_path: Path) -> None:  # REAL (log backend)
+    store = str(tmp_path / "tour")
+    first = CliRunner().invoke(app, ["--store", store, "demo"])
+    assert first.exit_code == 0, first.output
+    assert "passbook of account-ada" in first.output
+    assert "WrongExpectedVersion" not in first.output and "stale" in first.output
+    again = CliRunner().invoke(app, ["--store", store, "demo"])
+    assert again.exit_code == 0, again.output
+    with eb.open_store(store, readonly=True) as book:
+        assert book.head_position() == 5
+        assert [e.data.get("amount") for e in book.read_stream("account-ada")] == [None, 100, 30]

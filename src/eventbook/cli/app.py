@@ -12,7 +12,7 @@ from typing import Annotated
 import typer
 
 import eventbook
-from eventbook.cli import maintenance, reading, writing
+from eventbook.cli import demo, maintenance, reading, writing
 from eventbook.cli.errors import EventbookGroup
 from eventbook.cli.stores import Settings
 from eventbook.store.registry import DEFAULT_STORE
@@ -63,6 +63,7 @@ app.command()(reading.tail)
 app.command()(maintenance.verify)
 app.command()(maintenance.repair)
 app.command()(maintenance.inspect)
+app.command()(demo.demo)
 
 
 def main() -> None:
