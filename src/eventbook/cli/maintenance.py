@@ -28,7 +28,7 @@ def verify(
 ) -> None:
     """Check every stored byte of the store without changing anything.
 
-    Checksums, positions, versions, the hash chain and the indexes are checked. Exit 0 when
+    Checksums, positions, commit shapes, versions and the indexes are checked. Exit 0 when
     sound, 3 when damaged; each problem is named with its file and byte offset.
     """
     url = store_url(ctx, store)

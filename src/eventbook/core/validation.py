@@ -76,8 +76,62 @@ def check_json_object(value: object, *, what: str) -> dict[str, Any]:
     """A JSON object: str keys; values null, bool, int64, finite float, text, lists, objects."""
     if not isinstance(value, dict):
         raise InvalidInput(f"{what} must be a JSON object (a dict), got {type(value).__name__}")
-    _check_value(value, what, "$", 0)
+    if not _dict_ok(value, 0):
+        _check_value(value, what, "$", 0)  # the slow walk finds the spot and says what it is
+        raise AssertionError("the fast and the slow JSON checks disagree")
     return value
+
+
+def _text_ok(text: str) -> bool:
+    if "\x00" in text:
+        return False
+    if text.isascii():
+        return True
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _item_ok(item: Any, depth: int) -> bool:
+    kind = type(item)
+    if kind is str:
+        return _text_ok(item)
+    if kind is int:
+        return limits.data_int_min <= item <= limits.data_int_max
+    if kind is float:
+        return math.isfinite(item)
+    if item is None or kind is bool:
+        return True
+    if kind is dict:
+        return _dict_ok(item, depth + 1)
+    if kind is list:
+        return depth + 1 < limits.data_depth_max and all(_item_ok(x, depth + 1) for x in item)
+    return False
+
+
+def _dict_ok(value: dict[Any, Any], depth: int) -> bool:
+    """The fast check: True when `value` is a JSON object within the limits. No messages."""
+    if depth >= limits.data_depth_max:
+        return False
+    low, high = limits.data_int_min, limits.data_int_max
+    for key, item in value.items():
+        if type(key) is not str or not _text_ok(key):
+            return False
+        kind = type(item)
+        if kind is str:
+            if "\x00" in item or not (item.isascii() or _text_ok(item)):
+                return False
+        elif kind is int:
+            if not low <= item <= high:
+                return False
+        elif kind is float or kind is dict or kind is list:
+            if not _item_ok(item, depth):
+                return False
+        elif item is not None and kind is not bool:
+            return False
+    return True
 
 
 def _check_text(value: str, what: str, path: str) -> None:

@@ -9,8 +9,8 @@ event ids and the recorded time.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import os
-import random
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -31,16 +31,29 @@ from eventbook.errors import InvalidInput
 from eventbook.store.expected import Expected, check_expected, parse_expected
 
 _encoder = msgspec.msgpack.Encoder(order="sorted")
-_ids = random.Random(os.urandom(32))  # event ids only: unique, not secret; reseeded per fork
-os.register_at_fork(after_in_child=lambda: _ids.seed(os.urandom(32)))
-_UUID4_CLEAR = ~((0xF000 << 64) | (0xC000 << 48))
-_UUID4_SET = (0x4000 << 64) | (0x8000 << 48)
 
 
-def new_event_id() -> str:
-    """A random version-4 UUID, as text (the usual event id of KurrentDB and others)."""
-    h = f"{_ids.getrandbits(128) & _UUID4_CLEAR | _UUID4_SET:032x}"
-    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+class _EventIds:
+    """Event ids: UUID-shaped (version 8), a random 64-bit prefix per process and a counter.
+
+    Unique without a syscall per id; the prefix is drawn again in a forked child."""
+
+    def __init__(self) -> None:
+        self.reseed()
+
+    def reseed(self) -> None:
+        h = f"{int.from_bytes(os.urandom(8), 'big'):016x}"
+        self.prefix = f"{h[:8]}-{h[8:12]}-8{h[13:16]}-"
+        self.counter = itertools.count(int.from_bytes(os.urandom(6), "big"))
+
+    def next(self) -> str:
+        n = next(self.counter)
+        return f"{self.prefix}{(n >> 48) & 0x3FFF | 0x8000:04x}-{n & 0xFFFFFFFFFFFF:012x}"
+
+
+_event_ids = _EventIds()
+os.register_at_fork(after_in_child=_event_ids.reseed)
+new_event_id = _event_ids.next
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,7 +129,9 @@ def _check_one(event: object) -> int:
     if not isinstance(event, NewEvent):
         raise InvalidInput(f"must be an eventbook.NewEvent, got {type(event).__name__}")
     names = (event.stream, event.type)
-    if names not in _checked_names:
+    if type(event.stream) is not str or type(event.type) is not str or (
+        names not in _checked_names
+    ):
         check_stream_id(event.stream)
         check_type_name(event.type)
         if len(_checked_names) >= 4096:

@@ -16,7 +16,8 @@ from eventbook.backends.log import format as fmt
 from eventbook.backends.log.fileio import FileIO
 from eventbook.errors import InvalidInput, StoreCorrupted
 
-_OURS = {fmt.META_FILE, fmt.LOCK_FILE, fmt.SEGMENT_DIR, fmt.INDEX_DIR, fmt.QUARANTINE_DIR}
+_OURS = {fmt.META_FILE, fmt.META_FILE + ".tmp", fmt.LOCK_FILE, fmt.SEGMENT_DIR, fmt.INDEX_DIR,
+         fmt.QUARANTINE_DIR}
 
 
 def read_log_id(root: Path) -> bytes | None:
@@ -64,13 +65,29 @@ def create_layout(root: Path, io: FileIO) -> bytes:
     return log_id
 
 
+def _quarantine_dir(root: Path, io: FileIO) -> Path:
+    qdir = root / fmt.QUARANTINE_DIR
+    if not qdir.is_dir():
+        qdir.mkdir()
+        io.fsync_dir(str(root))
+    return qdir
+
+
+def _unique(qdir: Path, stem: str) -> Path:
+    """A quarantine file name that is not taken yet (moved bytes are never overwritten)."""
+    stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
+    for n in range(1, 10_000):
+        target = qdir / f"{stem}.{stamp}.{n}.bin"
+        if not target.exists():
+            return target
+    raise FileExistsError(f"no free quarantine name for {stem} in {qdir}")
+
+
 def quarantine(root: Path, io: FileIO, source: str, offset: int, why: str) -> tuple[str, int]:
     """Copy the bytes of `source` from `offset` to its end into quarantine/, durably, then
     cut `source` at `offset`. Returns the quarantine file and how many bytes moved."""
-    qdir = root / fmt.QUARANTINE_DIR
-    qdir.mkdir(exist_ok=True)
-    stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
-    target = qdir / f"{Path(source).name}.{offset}.{stamp}.bin"
+    qdir = _quarantine_dir(root, io)
+    target = _unique(qdir, f"{Path(source).name}.{offset}")
     src = io.open(source, os.O_RDWR)
     try:
         size = io.size(src)
@@ -93,10 +110,8 @@ def quarantine(root: Path, io: FileIO, source: str, offset: int, why: str) -> tu
 
 def quarantine_file(root: Path, io: FileIO, source: str, why: str) -> tuple[str, int]:
     """Move a whole file into quarantine/ (a segment after a torn point)."""
-    qdir = root / fmt.QUARANTINE_DIR
-    qdir.mkdir(exist_ok=True)
-    stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
-    target = qdir / f"{Path(source).name}.0.{stamp}.bin"
+    qdir = _quarantine_dir(root, io)
+    target = _unique(qdir, f"{Path(source).name}.0")
     size = os.path.getsize(source)
     os.replace(source, target)
     (qdir / f"{target.name}.why.txt").write_text(why + "\n")

@@ -9,22 +9,32 @@ from __future__ import annotations
 
 import fcntl
 import os
+import time
 from pathlib import Path
 
 from eventbook.backends.log import format as fmt
 from eventbook.errors import StoreLocked
 
 
+_ATTEMPTS = 5
+
+
 class WriterLock:
     def __init__(self, root: Path) -> None:
         self.path = root / fmt.LOCK_FILE
         self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
-        try:
-            fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            pid = holder_pid(root)
-            os.close(self.fd)
-            raise StoreLocked(str(root), pid) from None
+        for attempt in range(_ATTEMPTS):
+            try:
+                fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                # A reader's writer_alive() probe holds a shared lock for microseconds:
+                # look again a few times before saying that a writer holds it.
+                if attempt == _ATTEMPTS - 1:
+                    pid = holder_pid(root)
+                    os.close(self.fd)
+                    raise StoreLocked(str(root), pid) from None
+                time.sleep(0.005)
         os.ftruncate(self.fd, 0)
         os.pwrite(self.fd, f"{os.getpid()}\n".encode(), 0)
 

@@ -29,6 +29,7 @@ CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value) WITHOUT ROWID;
 """
 
 Row = tuple[str, int, int]  # stream, version, position
+_CACHE_KIB = 64 * 1024  # SQLite page cache of the writer's connection
 
 
 class Tail:
@@ -71,17 +72,26 @@ class Tail:
     def streams(self) -> dict[str, tuple[int, int]]:
         return {s: (v + len(p) - 1, p[-1]) for s, (v, p) in self._streams.items()}
 
-    def take(self, upto: int) -> tuple[list[Row], list[CommitRecord]]:
-        """Remove and return the rows and commits at positions <= upto."""
+    def peek(self, upto: int) -> tuple[list[Row], list[CommitRecord]]:
+        """The rows and commits at positions <= upto (they stay here until dropped)."""
         cut = bisect.bisect_right(self.rows, upto, key=lambda row: row[2])
-        taken, rest = self.rows[:cut], self.rows[cut:]
-        commits = [c for c in self.commits.values() if c.last_position <= upto]
+        return self.rows[:cut], [c for c in self.commits.values() if c.last_position <= upto]
+
+    def drop(self, upto: int) -> None:
+        """Forget the rows and commits at positions <= upto (they are in SQLite now)."""
+        cut = bisect.bisect_right(self.rows, upto, key=lambda row: row[2])
+        rest = self.rows[cut:]
         kept = {c.commit_id: c for c in self.commits.values() if c.last_position > upto}
         self.rows, self.commits, self._streams = [], {}, {}
-        self.base = upto
+        self.base = max(self.base, upto)
         self.add(rest, None)
         self.commits = kept
-        return taken, commits
+
+    def take(self, upto: int) -> tuple[list[Row], list[CommitRecord]]:
+        """Remove and return the rows and commits at positions <= upto."""
+        found = self.peek(upto)
+        self.drop(upto)
+        return found
 
     def __len__(self) -> int:
         return len(self.rows)
@@ -92,11 +102,14 @@ class StreamIndex:
 
     def __init__(self, root: Path, log_id: bytes, *, writable: bool) -> None:
         path = root / fmt.INDEX_DIR / fmt.STREAM_INDEX_FILE
-        self.db: sqlite3.Connection | None = None
+        self.db: sqlite3.Connection | None = None  # for queries: sees committed rows only
+        self._wdb: sqlite3.Connection | None = None  # for writes (the writer's flusher)
         self.indexed_through = 0
         self.last_row: Row | None = None
         if writable:
-            self.db = self._connect_writable(path, log_id)
+            self._wdb = self._connect_writable(path, log_id)
+            self.db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+            self.db.execute("PRAGMA query_only=1")
         elif path.exists():
             try:
                 self.db = sqlite3.connect(f"file:{path}?mode=ro", uri=True,
@@ -114,6 +127,7 @@ class StreamIndex:
                 db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
                 db.execute("PRAGMA journal_mode=WAL")
                 db.execute("PRAGMA synchronous=NORMAL")
+                db.execute(f"PRAGMA cache_size=-{_CACHE_KIB}")
                 db.executescript(_SCHEMA)
                 owner = db.execute("SELECT value FROM meta WHERE key='log_id'").fetchone()
                 if owner is None or owner[0] != log_id.hex():
@@ -150,15 +164,15 @@ class StreamIndex:
         return self.indexed_through
 
     def reset(self) -> None:
-        assert self.db is not None
-        self.db.executescript("DELETE FROM events; DELETE FROM commits; "
+        assert self._wdb is not None
+        self._wdb.executescript("DELETE FROM events; DELETE FROM commits; "
                               "DELETE FROM meta WHERE key != 'log_id';")
         self.indexed_through, self.last_row = 0, None
 
     def write(self, rows: list[Row], commits: list[CommitRecord], through: int) -> None:
         """Add rows and commits and move indexed_through, in one transaction."""
-        assert self.db is not None and through >= self.indexed_through
-        db = self.db
+        assert self._wdb is not None and through >= self.indexed_through
+        db = self._wdb
         db.execute("BEGIN")
         try:
             db.executemany("INSERT INTO events VALUES (?, ?, ?)", rows)
@@ -208,9 +222,10 @@ class StreamIndex:
         ).fetchall())
 
     def close(self) -> None:
-        if self.db is not None:
-            self.db.close()
-            self.db = None
+        for db in (self.db, self._wdb):
+            if db is not None:
+                db.close()
+        self.db = self._wdb = None
 
 
 def remove_files(root: Path) -> None:
