@@ -83,6 +83,8 @@ def prepare_commit(
 ) -> PreparedCommit:
     if isinstance(events, NewEvent):
         raise InvalidInput("append takes a list of NewEvent, got a single NewEvent; wrap it in [ ]")
+    if isinstance(events, str | bytes | Mapping) or not isinstance(events, Iterable):
+        raise InvalidInput(f"append takes a list of NewEvent, got {type(events).__name__}")
     batch = tuple(events)
     if not batch:
         raise InvalidInput("a commit needs at least one event; got an empty list")

@@ -14,6 +14,7 @@ from typing import Any
 
 import msgspec
 
+from eventbook import limits
 from eventbook.core.messages import AppendResult, NewEvent, RecordedEvent
 from eventbook.errors import InvalidInput, StoreClosed
 from eventbook.store.subscription import Subscription
@@ -96,6 +97,15 @@ class EventStore(abc.ABC):
         """Catch up from `after`, then follow live events, with no gap and no duplicate."""
         self._check_open()
         check_position(after)
+        if idle_timeout is not None and (
+            isinstance(idle_timeout, bool)
+            or not isinstance(idle_timeout, int | float)
+            or not 0 <= idle_timeout <= limits.wait_seconds_max
+        ):
+            raise InvalidInput(
+                f"idle_timeout must be None or a number of seconds 0..{limits.wait_seconds_max}, "
+                f"got {idle_timeout!r}"
+            )
         return Subscription(self, after, idle_timeout)
 
     def stats(self) -> dict[str, Any]:

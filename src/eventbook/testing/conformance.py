@@ -375,6 +375,9 @@ BAD_APPENDS = [
         for name, value in _EXPECTED_FORMS
     ),
     _call_case("expected-superscript-digit", "expected version", expected={"ok-1": "²"}),
+    _call_case("events-none", "list of NewEvent", events=None),
+    _call_case("events-int", "list of NewEvent", events=5),
+    _call_case("events-text", "list of NewEvent", events="ok-1"),
     _call_case("expected-on-unwritten-stream", "expected version", expected={"guard-1": "never"}),
     _call_case("expected-not-a-mapping", "mapping", expected=[("ok-1", 1)]),
     _call_case("expected-empty-stream-id", "stream id", expected={"": eb.ANY}),
@@ -1014,6 +1017,11 @@ class StoreContract:
         assert positions(store.subscribe(after=sub.position, idle_timeout=0.2)) == list(
             range(5, 12)
         )
+
+    @pytest.mark.parametrize("bad", [float("nan"), -1, "x", True, 10**9])
+    def test_subscribe_refuses_a_bad_idle_timeout(self, store: eb.EventStore, bad: Any) -> None:
+        with pytest.raises(eb.InvalidInput, match="idle_timeout"):
+            store.subscribe(idle_timeout=bad)
 
     def test_subscription_ends_after_idle_timeout(self, store: eb.EventStore) -> None:
         started = time.monotonic()
