@@ -108,8 +108,10 @@ def _recover(root: Path, io: FileIO, log_id: bytes, progress: Callable[[int], No
     pindex.append(b"".join(fmt.INDEX_ENTRY.pack(o, s, n) for s, o, n in found.entries), count + 1)
     head = pindex.count
     write_segment = segments.last
+    # No whole commit ends in the last segment: its data is empty (past it is only space
+    # reserved by allocate, or a torn commit just cut), so writing starts after its header.
     write_end = (found.end_offset if found.end_segment == write_segment
-                 else os.path.getsize(segments.path(write_segment)))
+                 else fmt.SEGMENT_HEADER.size)
     sindex = StreamIndex(root, log_id, writable=True)
     if _stream_index_stale(segments, pindex, sindex, head):
         sindex.reset()
@@ -140,6 +142,13 @@ def _checked_index_count(segments: Segments, pindex: PositionIndex) -> int:
     buf = segments.read(segment, offset, length)
     header = fmt.parse_header(buf, 0)
     if header is None or header.position != count or header.length != length or len(buf) < length:
+        # Bytes that are the record the index describes (its checksum holds, or a frame header
+        # of that length) with a damaged magic, length or position: damage, not a stale index.
+        whole = len(buf) == length >= fmt.FRAME_HEADER.size
+        if whole and (fmt.FRAME_PREFIX.unpack_from(buf)[2] == fmt._crc(buf[fmt.FRAME_CRC_START:])
+                      or (header is not None and header.length == length)):
+            raise StoreCorrupted(segments.path(segment), offset,
+                                 f"the record for position {count} is damaged")
         return 0
     if not fmt.frame_crc_ok(buf, 0, header):
         raise StoreCorrupted(segments.path(segment), offset,
@@ -226,6 +235,10 @@ def _open_reader(root: Path, io: FileIO) -> OpenedLog:
     segments = Segments(root, io, log_id)
     if not segments.numbers:
         raise InvalidInput(f"the store at {root} has no segments yet; open it for writing once")
+    if len(segments.numbers) > 1 and (
+        os.path.getsize(segments.path(segments.last)) < fmt.SEGMENT_HEADER.size
+    ):
+        segments.numbers.pop()  # a writer is creating it, or died doing so: nothing is in it
     pindex = PositionIndex(root, io, log_id, writable=False)
     count = _checked_index_count(segments, pindex)
     extra: list[tuple[int, int, int]] = []
@@ -236,6 +249,8 @@ def _open_reader(root: Path, io: FileIO) -> OpenedLog:
         segment, offset = _after(segments, pindex, count)
         found = scan(segments, segment, offset, count + 1)
         extra, tail_rows = found.entries, found
+        if count < pindex.count:  # entries past the log: the next writer rebuilds the index;
+            pindex.valid_header, pindex.count = False, 0  # this reader uses none of it
     head = count + len(extra)
     sindex = StreamIndex(root, log_id, writable=False)
     through = sindex.indexed_through
@@ -260,7 +275,7 @@ def _fill_reader_tail(opened: OpenedLog, head: int, past_index: TailScan | None)
     count = opened.pindex.count
     if through < count:
         segment, offset = _after(opened.segments, opened.pindex, through)
-        found = scan(opened.segments, segment, offset, through + 1)
+        found = scan(opened.segments, segment, offset, through + 1, until=count)
         for rows, commit in found.commits:
             if rows[-1][2] > count:
                 break

@@ -48,10 +48,13 @@ def scan(
     progress: Callable[[int], None] | None = None,
     *,
     strict: bool = True,
+    until: int | None = None,
 ) -> TailScan:
     """Scan whole commits from (segment, offset), whose first event is `next_position`.
 
-    With strict=False damage is reported in the result (`damaged`) instead of raised."""
+    With strict=False damage is reported in the result (`damaged`) instead of raised. With
+    `until`, stop after the commit holding that position: readers never look past what is
+    durable, where a live writer's bytes are still arriving."""
     result = TailScan(next_position, end_segment=segment, end_offset=offset)
     pending: list[tuple[int, int, int, RecordedEvent, fmt.CommitHead | None]] = []
     position = next_position
@@ -77,6 +80,8 @@ def scan(
                 if progress is not None:
                     progress(len(result.entries))
                 pending = []
+                if until is not None and position > until:
+                    return result
     if pending:
         number, at = pending[0][0], pending[0][1]
         return _torn(result, segments, number, at, "the last commit is cut short")
@@ -141,7 +146,8 @@ def _torn(
 
 
 def _valid_frame_after(segments: Segments, number: int, at: int, position: int) -> int | None:
-    """The position of a valid frame after `at` in the segment, if any (a damage sign)."""
+    """The position of a valid frame after `at` in the segment, or first in the next segment
+    (a writer rolls over only after the last commit was written whole), if any: damage."""
     fd = segments.read_fd(number)
     size = os.fstat(fd).st_size
     buf = segments.read(number, at + 1, size - at - 1)
@@ -156,4 +162,11 @@ def _valid_frame_after(segments: Segments, number: int, at: int, position: int) 
         ):
             return header.position
         i = buf.find(fmt.FRAME_MAGIC, i + 1)
+    if number < segments.last:
+        for _, header, buf, i in segments.frames(number + 1, fmt.SEGMENT_HEADER.size):
+            if header is not None and header.position >= position and (
+                fmt.frame_crc_ok(buf, i, header)
+            ):
+                return header.position
+            break
     return None

@@ -276,6 +276,8 @@ class LogStore(EventStore):
         """Readers: take in what the writer process made durable since we last looked."""
         with self._index_lock:
             count = self._pindex.refresh()
+            if count <= self._head:
+                return  # nothing new: the usual case when polled
             if self._extra and count >= self._extra_first + len(self._extra) - 1:
                 self._extra = []
             head = max(count, self._extra_first + len(self._extra) - 1 if self._extra else 0)
@@ -283,6 +285,9 @@ class LogStore(EventStore):
             if through > self._tail.base and through <= head:
                 self._tail.take(through)
             if head > self._head:
+                last = self._pindex.entry(count)
+                if last is not None and last[0] > self._segments.last:  # the writer rolled over
+                    self._segments.numbers = list(range(1, last[0] + 1))
                 self._index_tail(head)
                 self._head = head
 
@@ -292,7 +297,7 @@ class LogStore(EventStore):
         if known >= head:
             return
         where = self._locate(known + 1)
-        found = scan(self._segments, where[0], where[1], known + 1)
+        found = scan(self._segments, where[0], where[1], known + 1, until=head)
         for rows, commit in found.commits:
             if rows[-1][2] > head:
                 break
@@ -350,7 +355,11 @@ class LogStore(EventStore):
                 i += length
                 position += 1
             if i == 0:  # one frame larger than a chunk: read it whole
-                chunk = max(_unpack(buf, 0)[1], chunk + 1)
+                length = _unpack(buf, 0)[1]
+                if size < chunk or offset + length > io.size(fd):  # a damaged length field
+                    raise StoreCorrupted(segments.path(segment), offset,
+                                         f"the record for position {position} is damaged")
+                chunk = max(length, chunk + 1)
                 continue
             offset += i
             chunk = limits.read_chunk_bytes
@@ -358,12 +367,14 @@ class LogStore(EventStore):
     def read_event(self, position: int) -> RecordedEvent:
         """The event at a position (the Nth event, found by arithmetic in the index)."""
         self._check_open()
-        if not 1 <= position <= self.head_position():
+        if not 1 <= position <= self._head and not 1 <= position <= self.head_position():
             raise InvalidInput(f"position {position} is not in the log (1..{self._head})")
         segment, offset, length = self._locate(position)
         buf = self._segments.read(segment, offset, length)
         header = fmt.parse_header(buf, 0)
-        if header is None or header.position != position or not fmt.frame_crc_ok(buf, 0, header):
+        if header is None or header.position != position or header.length != length or (
+            not fmt.frame_crc_ok(buf, 0, header)
+        ):
             raise StoreCorrupted(self._segments.path(segment), offset,
                                  f"the record for position {position} is damaged")
         return fmt.decode_event(buf, 0, header)
@@ -460,4 +471,5 @@ class LogStore(EventStore):
             with self._synced:
                 self.closed = True
                 self._synced.notify_all()
+            self._log.write_fd = self._write_fd  # after a rollover, the opened fd is closed
             self._log.close(self._old_fds)
