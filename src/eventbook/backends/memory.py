@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from eventbook.core.messages import AppendResult, NewEvent, RecordedEvent
@@ -15,7 +15,7 @@ from eventbook.store.reading import page_stream
 
 
 def utc_now() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 class MemoryStore(EventStore):

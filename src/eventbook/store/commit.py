@@ -13,7 +13,7 @@ import itertools
 import os
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import msgspec
@@ -131,8 +131,10 @@ def _check_one(event: object) -> int:
     if not isinstance(event, NewEvent):
         raise InvalidInput(f"must be an eventbook.NewEvent, got {type(event).__name__}")
     names = (event.stream, event.type)
-    if type(event.stream) is not str or type(event.type) is not str or (
-        names not in _checked_names
+    if (
+        type(event.stream) is not str
+        or type(event.type) is not str
+        or (names not in _checked_names)
     ):
         check_stream_id(event.stream)
         check_type_name(event.type)
@@ -169,7 +171,8 @@ def _check_expected_map(expected: Mapping[str, object] | None) -> dict[str, Expe
         return {}
     if not isinstance(expected, Mapping):
         raise InvalidInput(
-            f"expected must be a mapping of stream id to expected version, got {type(expected).__name__}"
+            "expected must be a mapping of stream id to expected version, "
+            f"got {type(expected).__name__}"
         )
     if len(expected) > limits.expected_streams_count_max:
         raise InvalidInput(f"expected names at most {limits.expected_streams_count_max} streams")
@@ -182,8 +185,7 @@ def _check_expected_map(expected: Mapping[str, object] | None) -> dict[str, Expe
 
 def _digest(batch: tuple[NewEvent, ...], metadata: dict[str, Any]) -> bytes:
     body = [
-        [e.stream, e.type, e.data, e.metadata, e.occurred_at, e.id, e.schema_version]
-        for e in batch
+        [e.stream, e.type, e.data, e.metadata, e.occurred_at, e.id, e.schema_version] for e in batch
     ]
     return hashlib.blake2b(_encoder.encode([body, metadata]), digest_size=16).digest()
 
@@ -219,7 +221,7 @@ def plan_commit(
                 event.data,
                 event.metadata,
                 now,
-                event.occurred_at.astimezone(timezone.utc) if event.occurred_at else now,
+                event.occurred_at.astimezone(UTC) if event.occurred_at else now,
                 event.id or new_event_id(),
                 event.schema_version,
                 commit_id,

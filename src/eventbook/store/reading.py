@@ -28,7 +28,9 @@ def page_stream(
     if from_version is not None and (
         not isinstance(from_version, int) or isinstance(from_version, bool) or from_version < 1
     ):
-        raise InvalidInput(f"from_version must be a version (an integer >= 1), got {from_version!r}")
+        raise InvalidInput(
+            f"from_version must be a version (an integer >= 1), got {from_version!r}"
+        )
     return _pages(version, fetch, from_version, backward, limit)
 
 
@@ -53,4 +55,3 @@ def _pages(
         yield from batch
         remaining -= len(batch)
         lo = hi + 1
-

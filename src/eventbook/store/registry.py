@@ -78,7 +78,9 @@ def repair_store(url: str | os.PathLike[str] | None = None) -> Any:
 def inspect_store(url: str | os.PathLike[str] | None = None, segment: int | None = None) -> Any:
     """Iterate the record headers (FrameInfo) of one segment (default: the last one)."""
     store_url = _resolve(url)
-    if store_url.startswith("memory:") or "://" in store_url and not store_url.startswith("file:"):
+    if store_url.startswith("memory:") or (
+        "://" in store_url and not store_url.startswith("file:")
+    ):
         raise InvalidInput("inspect reads the files of an embedded log; give its path")
     from eventbook.backends.log.verify import inspect_log
 

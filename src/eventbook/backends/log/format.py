@@ -84,8 +84,19 @@ def encode_commit(records: list[RecordedEvent], digest: bytes, metadata: dict[st
         if index == 0:
             payload = _encoder.encode(
                 CommitHead(
-                    r.position, r.stream, r.version, r.type, r.data, r.metadata, r.recorded_at,
-                    r.occurred_at, r.id, r.schema_version, r.commit_id, digest, metadata,
+                    r.position,
+                    r.stream,
+                    r.version,
+                    r.type,
+                    r.data,
+                    r.metadata,
+                    r.recorded_at,
+                    r.occurred_at,
+                    r.id,
+                    r.schema_version,
+                    r.commit_id,
+                    digest,
+                    metadata,
                 )
             )
         else:

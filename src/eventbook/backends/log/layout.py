@@ -9,15 +9,21 @@ from __future__ import annotations
 import json
 import os
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from eventbook.backends.log import format as fmt
 from eventbook.backends.log.fileio import FileIO
 from eventbook.errors import InvalidInput, StoreCorrupted
 
-_OURS = {fmt.META_FILE, fmt.META_FILE + ".tmp", fmt.LOCK_FILE, fmt.SEGMENT_DIR, fmt.INDEX_DIR,
-         fmt.QUARANTINE_DIR}
+_OURS = {
+    fmt.META_FILE,
+    fmt.META_FILE + ".tmp",
+    fmt.LOCK_FILE,
+    fmt.SEGMENT_DIR,
+    fmt.INDEX_DIR,
+    fmt.QUARANTINE_DIR,
+}
 
 
 def read_log_id(root: Path) -> bytes | None:
@@ -36,8 +42,12 @@ def read_log_id(root: Path) -> bytes | None:
     except (ValueError, KeyError, TypeError, AttributeError) as exc:
         raise StoreCorrupted(str(path), 0, f"meta.json is unreadable ({exc})") from None
     if version != fmt.FORMAT_VERSION:
-        raise StoreCorrupted(str(path), 0, f"format version {version} is not supported "
-                             f"(this eventbook reads version {fmt.FORMAT_VERSION})")
+        raise StoreCorrupted(
+            str(path),
+            0,
+            f"format version {version} is not supported "
+            f"(this eventbook reads version {fmt.FORMAT_VERSION})",
+        )
     return log_id
 
 
@@ -56,7 +66,7 @@ def create_layout(root: Path, io: FileIO) -> bytes:
     tmp = root / (fmt.META_FILE + ".tmp")
     fd = io.open(str(tmp), os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
     try:
-        io.pwrite(fd, fmt.encode_meta(log_id, datetime.now(timezone.utc)), 0)
+        io.pwrite(fd, fmt.encode_meta(log_id, datetime.now(UTC)), 0)
         io.fsync(fd)
     finally:
         io.close(fd)

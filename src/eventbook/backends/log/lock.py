@@ -15,7 +15,6 @@ from pathlib import Path
 from eventbook.backends.log import format as fmt
 from eventbook.errors import StoreLocked
 
-
 _ATTEMPTS = 5
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from eventbook.backends.log import format as fmt
@@ -24,7 +24,7 @@ from eventbook.backends.log.segments import Segments
 from eventbook.backends.log.stream_index import StreamIndex, Tail
 from eventbook.errors import InvalidInput, StoreCorrupted
 
-_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 @dataclass
@@ -79,13 +79,18 @@ def open_log(
     return opened
 
 
-def _recover(root: Path, io: FileIO, log_id: bytes, progress: Callable[[int], None] | None) -> OpenedLog:
+def _recover(
+    root: Path, io: FileIO, log_id: bytes, progress: Callable[[int], None] | None
+) -> OpenedLog:
     segments = Segments(root, io, log_id)
     quarantined: list[str] = []
     last = segments.numbers[-1] if segments.numbers else 0
     if last and os.path.getsize(segments.path(last)) < fmt.SEGMENT_HEADER.size and last > 1:
-        quarantined.append(quarantine_file(root, io, segments.path(last), "segment created "
-                                           "but its header never completed")[0])
+        quarantined.append(
+            quarantine_file(
+                root, io, segments.path(last), "segment created but its header never completed"
+            )[0]
+        )
         segments.numbers.pop()
     if not segments.numbers:
         io.close(segments.create(1))
@@ -110,8 +115,7 @@ def _recover(root: Path, io: FileIO, log_id: bytes, progress: Callable[[int], No
     write_segment = segments.last
     # No whole commit ends in the last segment: its data is empty (past it is only space
     # reserved by allocate, or a torn commit just cut), so writing starts after its header.
-    write_end = (found.end_offset if found.end_segment == write_segment
-                 else fmt.SEGMENT_HEADER.size)
+    write_end = found.end_offset if found.end_segment == write_segment else fmt.SEGMENT_HEADER.size
     sindex = StreamIndex(root, log_id, writable=True)
     if _stream_index_stale(segments, pindex, sindex, head):
         sindex.reset()
@@ -119,10 +123,19 @@ def _recover(root: Path, io: FileIO, log_id: bytes, progress: Callable[[int], No
     _catch_up(segments, pindex, sindex, head, progress)
     last_event = _last_event(segments, pindex, head)
     return OpenedLog(
-        root, io, False, segments, pindex, sindex, Tail(head), head,
+        root,
+        io,
+        False,
+        segments,
+        pindex,
+        sindex,
+        Tail(head),
+        head,
         last_event.recorded_at if last_event else _EPOCH,
-        segments.open_for_append(write_segment), write_end,
-        quarantined=quarantined, rebuilt=rebuilt,
+        segments.open_for_append(write_segment),
+        write_end,
+        quarantined=quarantined,
+        rebuilt=rebuilt,
     )
 
 
@@ -145,14 +158,18 @@ def _checked_index_count(segments: Segments, pindex: PositionIndex) -> int:
         # Bytes that are the record the index describes (its checksum holds, or a frame header
         # of that length) with a damaged magic, length or position: damage, not a stale index.
         whole = len(buf) == length >= fmt.FRAME_HEADER.size
-        if whole and (fmt.FRAME_PREFIX.unpack_from(buf)[2] == fmt._crc(buf[fmt.FRAME_CRC_START:])
-                      or (header is not None and header.length == length)):
-            raise StoreCorrupted(segments.path(segment), offset,
-                                 f"the record for position {count} is damaged")
+        if whole and (
+            fmt.FRAME_PREFIX.unpack_from(buf)[2] == fmt._crc(buf[fmt.FRAME_CRC_START :])
+            or (header is not None and header.length == length)
+        ):
+            raise StoreCorrupted(
+                segments.path(segment), offset, f"the record for position {count} is damaged"
+            )
         return 0
     if not fmt.frame_crc_ok(buf, 0, header):
-        raise StoreCorrupted(segments.path(segment), offset,
-                             f"the record for position {count} fails its checksum")
+        raise StoreCorrupted(
+            segments.path(segment), offset, f"the record for position {count} fails its checksum"
+        )
     return count
 
 
@@ -173,14 +190,16 @@ def _cut_torn(root: Path, io: FileIO, segments: Segments, found: TailScan) -> li
         path = segments.path(number)
         moved.append(quarantine_file(root, io, path, f"after a torn tail: {found.torn_why}")[0])
         segments.numbers.pop()
-    moved.append(quarantine(root, io, segments.path(segment), offset,
-                            f"torn tail: {found.torn_why}")[0])
+    moved.append(
+        quarantine(root, io, segments.path(segment), offset, f"torn tail: {found.torn_why}")[0]
+    )
     segments.close()  # cached read fds may point at moved files
     return moved
 
 
-def _stream_index_stale(segments: Segments, pindex: PositionIndex, sindex: StreamIndex,
-                        head: int) -> bool:
+def _stream_index_stale(
+    segments: Segments, pindex: PositionIndex, sindex: StreamIndex, head: int
+) -> bool:
     through = sindex.indexed_through
     if through > head:
         return True
@@ -191,8 +210,13 @@ def _stream_index_stale(segments: Segments, pindex: PositionIndex, sindex: Strea
     return event is None or event.stream != stream or event.version != version
 
 
-def _catch_up(segments: Segments, pindex: PositionIndex, sindex: StreamIndex, head: int,
-              progress: Callable[[int], None] | None) -> None:
+def _catch_up(
+    segments: Segments,
+    pindex: PositionIndex,
+    sindex: StreamIndex,
+    head: int,
+    progress: Callable[[int], None] | None,
+) -> None:
     through = sindex.indexed_through
     if through >= head:
         return
@@ -260,8 +284,18 @@ def _open_reader(root: Path, io: FileIO) -> OpenedLog:
         through = 0
         sindex.indexed_through = 0
     tail = Tail(through)
-    opened = OpenedLog(root, io, True, segments, pindex, sindex, tail, through,
-                       extra_entries=extra, extra_first=count + 1)
+    opened = OpenedLog(
+        root,
+        io,
+        True,
+        segments,
+        pindex,
+        sindex,
+        tail,
+        through,
+        extra_entries=extra,
+        extra_first=count + 1,
+    )
     if head > through:
         _fill_reader_tail(opened, head, tail_rows)
     opened.head = head

@@ -52,8 +52,9 @@ class PositionIndex:
         """Empty the index (it will be rebuilt from the log)."""
         assert self.fd is not None
         self.io.truncate(self.fd, 0)
-        self.io.pwrite(self.fd, fmt.INDEX_HEADER.pack(
-            fmt.INDEX_MAGIC, fmt.FORMAT_VERSION, 0, self.log_id), 0)
+        self.io.pwrite(
+            self.fd, fmt.INDEX_HEADER.pack(fmt.INDEX_MAGIC, fmt.FORMAT_VERSION, 0, self.log_id), 0
+        )
         self.valid_header = True
         self.count = 0
 

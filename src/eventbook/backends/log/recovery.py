@@ -115,8 +115,9 @@ def _take(result: TailScan, pending: list) -> None:
     head = pending[0][4]
     commit = None
     if head is not None and head.commit_id is not None:
-        commit = CommitRecord(head.commit_id, head.commit_digest, pending[0][3].position,
-                              pending[-1][3].position)
+        commit = CommitRecord(
+            head.commit_id, head.commit_digest, pending[0][3].position, pending[-1][3].position
+        )
     result.commits.append((rows, commit))
     result.last_event = pending[-1][3]
 
@@ -137,9 +138,11 @@ def _torn(
             result.damaged = True
         elif later is not None:
             raise StoreCorrupted(
-                segments.path(number), at,
+                segments.path(number),
+                at,
                 f"{why}, and a valid record (position {later}) follows it, so this is damage, "
-                "not a torn write")
+                "not a torn write",
+            )
     result.torn_from = (number, cut)
     result.torn_why = why
     return result
@@ -164,8 +167,10 @@ def _valid_frame_after(segments: Segments, number: int, at: int, position: int) 
         i = buf.find(fmt.FRAME_MAGIC, i + 1)
     if number < segments.last:
         for _, header, buf, i in segments.frames(number + 1, fmt.SEGMENT_HEADER.size):
-            if header is not None and header.position >= position and (
-                fmt.frame_crc_ok(buf, i, header)
+            if (
+                header is not None
+                and header.position >= position
+                and (fmt.frame_crc_ok(buf, i, header))
             ):
                 return header.position
             break

@@ -25,7 +25,7 @@ class Segments:
     def _list(self) -> list[int]:
         numbers = []
         for name in os.listdir(self.dir):
-            stem, dot, ext = name.partition(".")
+            stem, _, ext = name.partition(".")
             if ext == "seg" and stem.isdigit():
                 numbers.append(int(stem))
         numbers.sort()
@@ -73,8 +73,11 @@ class Segments:
         assert number == (self.numbers[-1] + 1 if self.numbers else 1)
         path = self.path(number)
         fd = self.io.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL)
-        self.io.pwrite(fd, fmt.SEGMENT_HEADER.pack(
-            fmt.SEGMENT_MAGIC, fmt.FORMAT_VERSION, number, self.log_id), 0)
+        self.io.pwrite(
+            fd,
+            fmt.SEGMENT_HEADER.pack(fmt.SEGMENT_MAGIC, fmt.FORMAT_VERSION, number, self.log_id),
+            0,
+        )
         self.io.fsync(fd)
         self.io.fsync_dir(str(self.dir))
         self.numbers.append(number)
@@ -83,7 +86,9 @@ class Segments:
     def open_for_append(self, number: int) -> int:
         return self.io.open(self.path(number), os.O_RDWR)
 
-    def frames(self, number: int, offset: int) -> Iterator[tuple[int, fmt.FrameHeader | None, bytes, int]]:
+    def frames(
+        self, number: int, offset: int
+    ) -> Iterator[tuple[int, fmt.FrameHeader | None, bytes, int]]:
         """Scan frames from `offset` to the end of a segment, in chunks.
 
         Yields (offset, header, buffer, buffer_offset) per frame; header is None (and the
@@ -102,7 +107,11 @@ class Segments:
                 i += header.length
             if i == 0:  # no whole frame in this chunk: a bigger frame, or a damaged spot
                 header = fmt.parse_header(buf, 0)
-                if header is not None and offset + header.length <= end and len(buf) < header.length:
+                if (
+                    header is not None
+                    and offset + header.length <= end
+                    and len(buf) < header.length
+                ):
                     buf = self.io.pread(fd, header.length, offset)
                     yield offset, header, buf, 0
                     offset += header.length

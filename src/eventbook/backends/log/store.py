@@ -15,7 +15,7 @@ import os
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +24,7 @@ from eventbook.backends.log import format as fmt
 from eventbook.backends.log.fileio import FileIO
 from eventbook.backends.log.opening import OpenedLog, open_log
 from eventbook.backends.log.recovery import scan
-from eventbook.backends.log.stream_index import Row, Tail
+from eventbook.backends.log.stream_index import Row
 from eventbook.core.messages import AppendResult, NewEvent, RecordedEvent
 from eventbook.errors import (
     DuplicateCommit,
@@ -46,7 +46,7 @@ _ZERO = bytes(4)
 
 
 def utc_now() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 class LogStore(EventStore):
@@ -126,8 +126,9 @@ class LogStore(EventStore):
                 frames = fmt.encode_commit(records, prepared.digest, prepared.metadata)
                 commit = None
                 if commit_id is not None:
-                    commit = CommitRecord(commit_id, prepared.digest, result.first_position,
-                                          result.last_position)
+                    commit = CommitRecord(
+                        commit_id, prepared.digest, result.first_position, result.last_position
+                    )
                 self._write(frames, records, commit)
                 self._last_recorded = now
                 target = result.last_position
@@ -159,7 +160,9 @@ class LogStore(EventStore):
             self._versions[stream] = version
         return version
 
-    def _write(self, frames: bytes, records: list[RecordedEvent], commit: CommitRecord | None) -> None:
+    def _write(
+        self, frames: bytes, records: list[RecordedEvent], commit: CommitRecord | None
+    ) -> None:
         """Write a commit's frames at the end of the log (page cache; synced by the leader)."""
         if self._write_end + len(frames) > limits.segment_bytes_max and (
             self._write_end > fmt.SEGMENT_HEADER.size
@@ -189,8 +192,10 @@ class LogStore(EventStore):
                 self._flush_index(self._head)
 
     def _allocate(self, needed: int) -> None:
-        size = min(max(needed, self._allocated + limits.segment_allocate_bytes),
-                   max(needed, limits.segment_bytes_max))
+        size = min(
+            max(needed, self._allocated + limits.segment_allocate_bytes),
+            max(needed, limits.segment_bytes_max),
+        )
         self._io.allocate(self._write_fd, self._allocated, size - self._allocated)
         self._allocated = size
 
@@ -324,7 +329,9 @@ class LogStore(EventStore):
         segment, offset, _ = self._locate(after + 1)
         return self._scan_events(segment, offset, after + 1, end)
 
-    def _scan_events(self, segment: int, offset: int, position: int, end: int) -> Iterator[RecordedEvent]:
+    def _scan_events(
+        self, segment: int, offset: int, position: int, end: int
+    ) -> Iterator[RecordedEvent]:
         """The hot read loop: chunked sequential reads, each frame checked, decoded."""
         segments, io, crc, decode = self._segments, self._io, fmt._crc, fmt._decode_event
         fd = segments.read_fd(segment)
@@ -334,8 +341,9 @@ class LogStore(EventStore):
             size = len(buf)
             if size < _HEADER or buf[:4] == _ZERO:  # this segment's data ends here
                 if segment >= segments.last:
-                    raise StoreCorrupted(segments.path(segment), offset,
-                                         f"the log ends before position {position}")
+                    raise StoreCorrupted(
+                        segments.path(segment), offset, f"the log ends before position {position}"
+                    )
                 segment += 1
                 fd = segments.read_fd(segment)
                 offset = fmt.SEGMENT_HEADER.size
@@ -346,19 +354,28 @@ class LogStore(EventStore):
                 magic, length, check, _f, pos, _v, _c, _i = _unpack(buf, i)
                 if size - i < length or magic == _ZERO:
                     break
-                if magic != _MAGIC or pos != position or length < _HEADER or (
-                    crc(view[i + 12 : i + length]) != check
+                if (
+                    magic != _MAGIC
+                    or pos != position
+                    or length < _HEADER
+                    or (crc(view[i + 12 : i + length]) != check)
                 ):
-                    raise StoreCorrupted(segments.path(segment), offset + i,
-                                         f"the record for position {position} is damaged")
+                    raise StoreCorrupted(
+                        segments.path(segment),
+                        offset + i,
+                        f"the record for position {position} is damaged",
+                    )
                 yield decode(view[i + _HEADER : i + length])
                 i += length
                 position += 1
             if i == 0:  # one frame larger than a chunk: read it whole
                 length = _unpack(buf, 0)[1]
                 if size < chunk or offset + length > io.size(fd):  # a damaged length field
-                    raise StoreCorrupted(segments.path(segment), offset,
-                                         f"the record for position {position} is damaged")
+                    raise StoreCorrupted(
+                        segments.path(segment),
+                        offset,
+                        f"the record for position {position} is damaged",
+                    )
                 chunk = max(length, chunk + 1)
                 continue
             offset += i
@@ -372,11 +389,17 @@ class LogStore(EventStore):
         segment, offset, length = self._locate(position)
         buf = self._segments.read(segment, offset, length)
         header = fmt.parse_header(buf, 0)
-        if header is None or header.position != position or header.length != length or (
-            not fmt.frame_crc_ok(buf, 0, header)
+        if (
+            header is None
+            or header.position != position
+            or header.length != length
+            or (not fmt.frame_crc_ok(buf, 0, header))
         ):
-            raise StoreCorrupted(self._segments.path(segment), offset,
-                                 f"the record for position {position} is damaged")
+            raise StoreCorrupted(
+                self._segments.path(segment),
+                offset,
+                f"the record for position {position} is damaged",
+            )
         return fmt.decode_event(buf, 0, header)
 
     def stream_version(self, stream: str) -> int:
@@ -405,8 +428,14 @@ class LogStore(EventStore):
     ) -> Iterator[RecordedEvent]:
         self._check_open()
         version = self.stream_version(stream) if isinstance(stream, str) else 0
-        return page_stream(stream, version, lambda lo, hi: self._fetch(stream, lo, hi),
-                           from_version, backward, limit)
+        return page_stream(
+            stream,
+            version,
+            lambda lo, hi: self._fetch(stream, lo, hi),
+            from_version,
+            backward,
+            limit,
+        )
 
     def _fetch(self, stream: str, first: int, last: int) -> list[RecordedEvent]:
         with self._index_lock:

@@ -112,8 +112,9 @@ class StreamIndex:
             self.db.execute("PRAGMA query_only=1")
         elif path.exists():
             try:
-                self.db = sqlite3.connect(f"file:{path}?mode=ro", uri=True,
-                                          check_same_thread=False, isolation_level=None)
+                self.db = sqlite3.connect(
+                    f"file:{path}?mode=ro", uri=True, check_same_thread=False, isolation_level=None
+                )
                 if self._meta("log_id") != log_id.hex():
                     self.db.close()
                     self.db = None
@@ -165,8 +166,9 @@ class StreamIndex:
 
     def reset(self) -> None:
         assert self._wdb is not None
-        self._wdb.executescript("DELETE FROM events; DELETE FROM commits; "
-                              "DELETE FROM meta WHERE key != 'log_id';")
+        self._wdb.executescript(
+            "DELETE FROM events; DELETE FROM commits; DELETE FROM meta WHERE key != 'log_id';"
+        )
         self.indexed_through, self.last_row = 0, None
 
     def write(self, rows: list[Row], commits: list[CommitRecord], through: int) -> None:
@@ -183,8 +185,10 @@ class StreamIndex:
             db.execute("INSERT OR REPLACE INTO meta VALUES ('indexed_through', ?)", (through,))
             if rows:
                 last = rows[-1]
-                db.execute("INSERT OR REPLACE INTO meta VALUES ('last_row', ?)",
-                           (f"{last[0]}\x1f{last[1]}\x1f{last[2]}",))
+                db.execute(
+                    "INSERT OR REPLACE INTO meta VALUES ('last_row', ?)",
+                    (f"{last[0]}\x1f{last[1]}\x1f{last[2]}",),
+                )
                 self.last_row = last
             db.execute("COMMIT")
         except BaseException:
@@ -195,7 +199,9 @@ class StreamIndex:
     def version(self, stream: str) -> int:
         if self.db is None:
             return 0
-        row = self.db.execute("SELECT max(version) FROM events WHERE stream=?", (stream,)).fetchone()
+        row = self.db.execute(
+            "SELECT max(version) FROM events WHERE stream=?", (stream,)
+        ).fetchone()
         return row[0] or 0
 
     def positions(self, stream: str, first: int, last: int) -> list[int]:
@@ -203,7 +209,9 @@ class StreamIndex:
             return []
         cur = self.db.execute(
             "SELECT position FROM events WHERE stream=? AND version BETWEEN ? AND ? "
-            "ORDER BY version", (stream, first, last))
+            "ORDER BY version",
+            (stream, first, last),
+        )
         return [p for (p,) in cur]
 
     def commit(self, commit_id: str) -> CommitRecord | None:
@@ -211,15 +219,19 @@ class StreamIndex:
             return None
         row = self.db.execute(
             "SELECT first_position, last_position, digest FROM commits WHERE commit_id=?",
-            (commit_id,)).fetchone()
+            (commit_id,),
+        ).fetchone()
         return None if row is None else CommitRecord(commit_id, bytes(row[2]), row[0], row[1])
 
     def streams(self) -> Iterator[tuple[str, int, int]]:
         if self.db is None:
             return iter(())
-        return iter(self.db.execute(
-            "SELECT stream, max(version), max(position) FROM events GROUP BY stream ORDER BY stream"
-        ).fetchall())
+        return iter(
+            self.db.execute(
+                "SELECT stream, max(version), max(position) FROM events "
+                "GROUP BY stream ORDER BY stream"
+            ).fetchall()
+        )
 
     def close(self) -> None:
         for db in (self.db, self._wdb):

@@ -64,9 +64,11 @@ def verify_log(root: Path, progress: Callable[[int, int], None] | None = None) -
     if found.torn_from is not None:
         seg, off = found.torn_from
         what = found.torn_why + (
-            ", and valid records follow it (damage: run `eventbook repair`)" if found.damaged
+            ", and valid records follow it (damage: run `eventbook repair`)"
+            if found.damaged
             else " at the end of the log (a torn write, never acknowledged; cut on the next "
-                 "open for writing)")
+            "open for writing)"
+        )
         if found.damaged or not writer_alive(root):
             report.problems.append(Problem(what, segments.path(seg), off, found.last_position + 1))
     _check_versions(found, report)
@@ -79,31 +81,47 @@ def _check_versions(found: TailScan, report: VerifyReport) -> None:
     versions: dict[str, int] = {}
     for stream, version, position in found.rows:
         if version != versions.get(stream, 0) + 1:
-            report.problems.append(Problem(
-                f"stream {stream!r} jumps to version {version} after {versions.get(stream, 0)}",
-                position=position))
+            report.problems.append(
+                Problem(
+                    f"stream {stream!r} jumps to version {version} after {versions.get(stream, 0)}",
+                    position=position,
+                )
+            )
             return
         versions[stream] = version
 
 
-def _check_position_index(root: Path, io: FileIO, log_id: bytes, found: TailScan,
-                          report: VerifyReport) -> None:
+def _check_position_index(
+    root: Path, io: FileIO, log_id: bytes, found: TailScan, report: VerifyReport
+) -> None:
     pindex = PositionIndex(root, io, log_id, writable=False)
     try:
         if pindex.fd is None or not pindex.valid_header:
-            report.problems.append(Problem("the position index is missing or belongs to another "
-                                           "log (rebuilt on the next open for writing)",
-                                           pindex.path))
+            report.problems.append(
+                Problem(
+                    "the position index is missing or belongs to another "
+                    "log (rebuilt on the next open for writing)",
+                    pindex.path,
+                )
+            )
             return
         if pindex.count > len(found.entries):
-            report.problems.append(Problem(
-                f"the position index has {pindex.count} entries for {len(found.entries)} "
-                "records", pindex.path))
+            report.problems.append(
+                Problem(
+                    f"the position index has {pindex.count} entries for {len(found.entries)} "
+                    "records",
+                    pindex.path,
+                )
+            )
         for position in range(1, min(pindex.count, len(found.entries)) + 1):
             if pindex.entry(position) != found.entries[position - 1]:
-                report.problems.append(Problem(
-                    f"the position index entry for position {position} points elsewhere",
-                    pindex.path, position=position))
+                report.problems.append(
+                    Problem(
+                        f"the position index entry for position {position} points elsewhere",
+                        pindex.path,
+                        position=position,
+                    )
+                )
                 return
     finally:
         pindex.close()
@@ -116,15 +134,23 @@ def _check_stream_index(root: Path, log_id: bytes, found: TailScan, report: Veri
         if sindex.db is None or through == 0:
             return
         if through > len(found.rows):
-            report.problems.append(Problem(
-                f"the stream index covers {through} positions but the log has "
-                f"{len(found.rows)}", str(root / fmt.INDEX_DIR / fmt.STREAM_INDEX_FILE)))
+            report.problems.append(
+                Problem(
+                    f"the stream index covers {through} positions but the log has "
+                    f"{len(found.rows)}",
+                    str(root / fmt.INDEX_DIR / fmt.STREAM_INDEX_FILE),
+                )
+            )
             return
         (rows,) = sindex.db.execute("SELECT count(*) FROM events").fetchone()
         if rows != through or sindex.last_row != found.rows[through - 1]:
-            report.problems.append(Problem(
-                "the stream index disagrees with the log (rebuilt on the next open for writing "
-                "after `eventbook repair`)", str(root / fmt.INDEX_DIR / fmt.STREAM_INDEX_FILE)))
+            report.problems.append(
+                Problem(
+                    "the stream index disagrees with the log (rebuilt on the next open for writing "
+                    "after `eventbook repair`)",
+                    str(root / fmt.INDEX_DIR / fmt.STREAM_INDEX_FILE),
+                )
+            )
     finally:
         sindex.close()
 
@@ -172,8 +198,9 @@ def inspect_log(root: Path, segment: int | None = None) -> Iterator[FrameInfo]:
     number = segment if segment is not None else segments.last
     if number not in segments.numbers:
         segments.close()
-        raise InvalidInput(f"segment {number} does not exist; the log has segments "
-                           f"1..{segments.last}")
+        raise InvalidInput(
+            f"segment {number} does not exist; the log has segments 1..{segments.last}"
+        )
     return _frames(segments, number)
 
 
@@ -191,7 +218,17 @@ def _frames(segments: Segments, number: int) -> Iterator[FrameInfo]:
             if ok:
                 event = fmt.decode_event(buf, i, header)
                 stream, kind = event.stream, event.type
-            yield FrameInfo(name, at, header.length, header.position, header.version,
-                            header.commit_count, header.commit_index, stream, kind, ok)
+            yield FrameInfo(
+                name,
+                at,
+                header.length,
+                header.position,
+                header.version,
+                header.commit_count,
+                header.commit_index,
+                stream,
+                kind,
+                ok,
+            )
     finally:
         segments.close()
