@@ -168,6 +168,42 @@ def test_position_index_with_a_bad_tail(tmp_path: Path, tail: str) -> None:
     _ok(root)
 
 
+@pytest.mark.parametrize("cut_entries", [1, 2])
+def test_position_index_ending_inside_a_commit(tmp_path: Path, cut_entries: int) -> None:
+    """The index is not synced: a crash may leave it ending in the middle of a commit. The
+    commit is acknowledged and whole in the log, so it must neither be cut nor half-shown."""
+    root = tmp_path / "s"
+    events = _build(root, 30)
+    s = eb.open_store(root)
+    s.append([eb.NewEvent("acct-1", "Split", {"i": i}) for i in range(3)], commit_id="three")
+    events = list(s.read_all())
+    s.close()
+    with open(root / POSITIONS, "r+b") as f:
+        f.truncate(32 + 16 * (len(events) - cut_entries))
+    _assert_store(root, events, readonly=True)  # a reader shows the whole commit
+    _assert_store(root, events)
+    assert not (root / "quarantine").exists()
+    _ok(root)
+
+
+def test_reader_never_shows_half_a_commit_from_the_index(tmp_path: Path) -> None:
+    root = tmp_path / "s"
+    events = _build(root, 10)
+    writer = eb.open_store(root)
+    reader = eb.open_store(root, readonly=True)
+    writer.append([eb.NewEvent("acct-2", "Split", {"i": i}) for i in range(4)], commit_id="four")
+    full = (root / POSITIONS).read_bytes()
+    with open(root / POSITIONS, "r+b") as f:  # as if seen halfway through the index write
+        f.truncate(len(full) - 16 * 2)
+    assert reader.head_position() == len(events)
+    with open(root / POSITIONS, "r+b") as f:
+        f.write(full)
+    assert reader.head_position() == len(events) + 4
+    assert [e.type for e in reader.read_all(after=len(events))] == ["Split"] * 4
+    reader.close()
+    writer.close()
+
+
 # --------------------------------------------------------------------- the stream index
 
 

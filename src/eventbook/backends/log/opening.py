@@ -170,7 +170,13 @@ def _checked_index_count(segments: Segments, pindex: PositionIndex) -> int:
         raise StoreCorrupted(
             segments.path(segment), offset, f"the record for position {count} fails its checksum"
         )
-    return count
+    # The index is not synced, so a crash can leave it ending inside a commit: trust it up to
+    # the commit before, and let the tail scan take the whole commit in again.
+    return (
+        count - (header.commit_index + 1)
+        if header.commit_index < header.commit_count - 1
+        else count
+    )
 
 
 def _after(segments: Segments, pindex: PositionIndex, count: int) -> tuple[int, int]:
@@ -273,8 +279,9 @@ def _open_reader(root: Path, io: FileIO) -> OpenedLog:
         segment, offset = _after(segments, pindex, count)
         found = scan(segments, segment, offset, count + 1)
         extra, tail_rows = found.entries, found
-        if count < pindex.count:  # entries past the log: the next writer rebuilds the index;
-            pindex.valid_header, pindex.count = False, 0  # this reader uses none of it
+        if count == 0 < pindex.count:  # entries past the log: the next writer rebuilds the
+            pindex.valid_header, pindex.count = False, 0  # index; this reader uses none of it
+        pindex.count = min(pindex.count, count)  # an index ending inside a commit: up to it
     head = count + len(extra)
     sindex = StreamIndex(root, log_id, writable=False)
     through = sindex.indexed_through

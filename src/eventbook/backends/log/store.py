@@ -280,7 +280,7 @@ class LogStore(EventStore):
     def _refresh(self) -> None:
         """Readers: take in what the writer process made durable since we last looked."""
         with self._index_lock:
-            count = self._pindex.refresh()
+            count = self._whole_commits(self._pindex.refresh())
             if count <= self._head:
                 return  # nothing new: the usual case when polled
             if self._extra and count >= self._extra_first + len(self._extra) - 1:
@@ -295,6 +295,17 @@ class LogStore(EventStore):
                     self._segments.numbers = list(range(1, last[0] + 1))
                 self._index_tail(head)
                 self._head = head
+
+    def _whole_commits(self, count: int) -> int:
+        """Lower an index count that ends inside a commit (a writer died while writing the
+        index, or we looked in the middle of a write) to the end of the commit before."""
+        entry = self._pindex.entry(count) if count > self._head else None
+        if entry is None:
+            return count
+        header = fmt.parse_header(self._segments.read(entry[0], entry[1], _HEADER), 0)
+        if header is None or header.commit_index >= header.commit_count - 1:
+            return count
+        return count - header.commit_index - 1
 
     def _index_tail(self, head: int) -> None:
         """Readers: add the stream rows of positions (tail end, head] to the in-memory tail."""
