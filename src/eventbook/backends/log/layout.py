@@ -51,8 +51,8 @@ def read_log_id(root: Path) -> bytes | None:
     return log_id
 
 
-def create_layout(root: Path, io: FileIO) -> bytes:
-    """Make an empty log at `root` (which must be empty or hold only our own files)."""
+def check_layout_free(root: Path) -> None:
+    """Make `root` if needed; refuse it if it holds files that are not ours."""
     root.mkdir(parents=True, exist_ok=True)
     strangers = sorted(set(os.listdir(root)) - _OURS)
     if strangers:
@@ -60,6 +60,11 @@ def create_layout(root: Path, io: FileIO) -> bytes:
             f"{root} is not an eventbook store and is not empty (it holds {strangers[:3]}); "
             "give an empty or new directory"
         )
+
+
+def create_layout(root: Path, io: FileIO) -> bytes:
+    """Make an empty log at `root` (which must be empty or hold only our own files)."""
+    check_layout_free(root)
     for sub in (fmt.SEGMENT_DIR, fmt.INDEX_DIR):
         (root / sub).mkdir(exist_ok=True)
     log_id = os.urandom(16)

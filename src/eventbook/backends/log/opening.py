@@ -16,7 +16,13 @@ from pathlib import Path
 
 from eventbook.backends.log import format as fmt
 from eventbook.backends.log.fileio import FileIO
-from eventbook.backends.log.layout import create_layout, quarantine, quarantine_file, read_log_id
+from eventbook.backends.log.layout import (
+    check_layout_free,
+    create_layout,
+    quarantine,
+    quarantine_file,
+    read_log_id,
+)
 from eventbook.backends.log.lock import WriterLock, writer_alive
 from eventbook.backends.log.position_index import PositionIndex
 from eventbook.backends.log.recovery import TailScan, scan
@@ -68,9 +74,10 @@ def open_log(
         raise InvalidInput(f"{root} is a file, not a store directory")
     log_id = read_log_id(root) if root.exists() else None
     if log_id is None:
-        log_id = create_layout(root, io)
-    lock = WriterLock(root)
+        check_layout_free(root)  # before the lock file goes into somebody else's directory
+    lock = WriterLock(root)  # creation too happens under the lock: one log id, ever
     try:
+        log_id = read_log_id(root) or create_layout(root, io)
         opened = _recover(root, io, log_id, progress)
     except BaseException:
         lock.release()
