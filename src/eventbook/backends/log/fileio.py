@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import os
 
+_ZEROS_BYTES = 1024 * 1024  # zeros written per call when reserving space
+
 
 class FileIO:
     """Thin wrappers over os calls on file descriptors. Every method may raise OSError."""
@@ -35,9 +37,17 @@ class FileIO:
         os.fsync(fd)
 
     def allocate(self, fd: int, offset: int, length: int) -> None:
-        """Reserve space (zero-filled) so that appends overwrite instead of growing the file:
-        an fdatasync then has no file size to journal."""
-        os.posix_fallocate(fd, offset, length)
+        """Reserve space so that appends overwrite instead of growing the file.
+
+        Zeros are written and synced, not just fallocated: on ext4 an fallocated block is
+        "unwritten", and the first write into it is a metadata change that every fdatasync
+        must then journal (measured: 100-event commits synced in ~400 us instead of ~250)."""
+        zeros = bytes(min(length, _ZEROS_BYTES))
+        end = offset + length
+        while offset < end:
+            self.pwrite(fd, zeros[: end - offset], offset)
+            offset += len(zeros)
+        os.fdatasync(fd)
 
     def truncate(self, fd: int, size: int) -> None:
         os.ftruncate(fd, size)

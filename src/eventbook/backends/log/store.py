@@ -22,6 +22,7 @@ from typing import Any
 from eventbook import limits
 from eventbook.backends.log import format as fmt
 from eventbook.backends.log.fileio import FileIO
+from eventbook.backends.log.index_flusher import IndexFlusher
 from eventbook.backends.log.opening import OpenedLog, open_log
 from eventbook.backends.log.recovery import scan
 from eventbook.backends.log.stream_index import Row
@@ -124,6 +125,8 @@ class LogStore(EventStore):
         self._queue_lock = threading.Lock()
         self._idle = threading.Condition(self._queue_lock)
         self._index_lock = threading.RLock()
+        self._flush_lock = threading.Lock()
+        self._flusher = IndexFlusher(self._flush_index, self._index_failed)
         self._synced = threading.Condition()
 
     # ----------------------------------------------------------------- writing
@@ -273,8 +276,14 @@ class LogStore(EventStore):
         self._written = records[-1].position
         with self._index_lock:
             self._tail.add(rows, commit)
-            if len(self._tail) >= limits.index_commit_events_max:
-                self._flush_index(self._head)
+            backlog = len(self._tail)
+        if backlog >= limits.index_commit_events_max:
+            if backlog >= 4 * limits.index_commit_events_max:
+                self._flush_index()  # the flusher fell behind: wait for it, and help
+            else:
+                self._flusher.wake()
+        if len(self._versions) > limits.stream_cache_count_max:
+            self._versions.clear()  # the tail and SQLite together know every version
 
     def _flush_stage(self) -> None:
         """Write the staged frames (page cache) in one call; the sync comes after."""
@@ -291,10 +300,10 @@ class LogStore(EventStore):
             self._stage.clear()
 
     def _allocate(self, needed: int) -> None:
-        size = min(
-            max(needed, self._allocated + limits.segment_allocate_bytes),
-            max(needed, limits.segment_bytes_max),
-        )
+        # Reserve geometrically (64 KiB, then as much as is reserved already, up to
+        # segment_allocate_bytes), so a small store stays small and a big one rarely waits.
+        step = min(max(self._allocated, 64 * 1024), limits.segment_allocate_bytes)
+        size = min(max(needed, self._allocated + step), max(needed, limits.segment_bytes_max))
         self._io.allocate(self._write_fd, self._allocated, size - self._allocated)
         self._allocated = size
 
@@ -334,7 +343,7 @@ class LogStore(EventStore):
             self._head = upto
             self._synced.notify_all()
 
-    def _fail(self, exc: OSError) -> StoreFailed:
+    def _fail(self, exc: BaseException) -> StoreFailed:
         failure = StoreFailed(str(self.root), exc)
         with self._synced:
             if self._failure is None:
@@ -342,13 +351,22 @@ class LogStore(EventStore):
             self._synced.notify_all()
         return self._failure
 
-    def _flush_index(self, upto: int) -> None:
-        """Move the in-memory tail of the stream index (up to a durable position) to SQLite."""
-        rows, commits = self._tail.take(upto)
-        if rows or commits:
-            self._sindex.write(rows, commits, upto)
-        if len(self._versions) > limits.stream_cache_count_max and self._written == upto:
-            self._versions.clear()
+    def _flush_index(self) -> None:
+        """Move the in-memory tail of the stream index, up to the durable head, to SQLite.
+
+        The rows stay in the tail until SQLite committed them, so readers (which query
+        SQLite on a connection of their own, then the tail) never miss one."""
+        with self._flush_lock:
+            with self._index_lock:
+                upto = self._head
+                rows, commits = self._tail.peek(upto)
+            if rows or commits:
+                self._sindex.write(rows, commits, upto)
+            with self._index_lock:
+                self._tail.drop(upto)
+
+    def _index_failed(self, error: Exception) -> None:
+        self._fail(error)
 
     # ----------------------------------------------------------------- reading
 
@@ -588,9 +606,9 @@ class LogStore(EventStore):
         with self._queue_lock:
             self._closing = True  # appends from now on are refused
             self._idle.wait_for(lambda: not self._combining)  # the batch in flight ends
+        self._flusher.stop()
         if not self.readonly and self._failure is None:
-            with self._index_lock:
-                self._flush_index(self._head)
+            self._flush_index()
         with self._synced:
             self.closed = True
             self._synced.notify_all()
