@@ -436,16 +436,17 @@ class LogStore(EventStore):
         end = head if limit is None else min(head, after + limit)
         if after >= end:
             return iter(())
-        segment, offset, _ = self._locate(after + 1)
-        return self._scan_events(segment, offset, after + 1, end)
+        segment, offset, length = self._locate(after + 1)
+        # A short read (the Nth event, a page) starts with a read of about its own size.
+        first_chunk = min(limits.read_chunk_bytes, max(length, 4096) * (end - after))
+        return self._scan_events(segment, offset, after + 1, end, first_chunk)
 
     def _scan_events(
-        self, segment: int, offset: int, position: int, end: int
+        self, segment: int, offset: int, position: int, end: int, chunk: int
     ) -> Iterator[RecordedEvent]:
         """The hot read loop: chunked sequential reads, each frame checked, decoded."""
         segments, io, crc, decode = self._segments, self._io, fmt._crc, fmt._decode_event
         fd = segments.read_fd(segment)
-        chunk = limits.read_chunk_bytes
         while position <= end:
             buf = io.pread(fd, chunk, offset)
             size = len(buf)
