@@ -124,6 +124,8 @@ class LogStore(EventStore):
         self._closing = False
         self._queue_lock = threading.Lock()
         self._idle = threading.Condition(self._queue_lock)
+        self._queued = threading.Condition(self._queue_lock)
+        self._batch_expected = 1  # the size of the last batch: how many appenders are active
         self._index_lock = threading.RLock()
         self._flush_lock = threading.Lock()
         self._flusher = IndexFlusher(self._flush_index, self._index_failed)
@@ -146,6 +148,8 @@ class LogStore(EventStore):
             self._queue.append(slot)
             lead = not self._combining
             self._combining = True
+            if len(self._queue) >= self._batch_expected:
+                self._queued.notify()
         if not lead:
             slot.wake.acquire()  # woken with an answer, or to lead the next batch
             lead = slot.lead
@@ -158,7 +162,13 @@ class LogStore(EventStore):
         first append that queued up meanwhile. (Leading more batches in a row was measured
         slower: the leader then competes for the GIL with the appenders it just woke.)"""
         with self._queue_lock:
+            # When the last batch was bigger than what is queued, the other appenders are on
+            # their way back: wait a moment for them, so one sync serves them all (like
+            # PostgreSQL's commit_delay, and only when others are writing).
+            if len(self._queue) < self._batch_expected:
+                self._queued.wait(limits.group_commit_wait_seconds_max)
             batch, self._queue = self._queue, []
+            self._batch_expected = len(batch)
         try:
             self._commit_batch(batch)
         finally:
