@@ -20,32 +20,14 @@ def open_store(url: str | os.PathLike[str] | None = None, **options: Any) -> Eve
     Options go to the backend (for the embedded log: `readonly=True`, `sync="always"|"none"`).
     With no URL, `EVENTBOOK_STORE` or `./eventbook-data` is used.
     """
-    if url is None:
-        url = os.environ.get("EVENTBOOK_STORE") or DEFAULT_STORE
-    if isinstance(url, os.PathLike):
-        url = os.fspath(url)
-    if not isinstance(url, str) or not url.strip():
-        raise InvalidInput(f"store URL must be a non-empty string; use {SCHEMES}")
-    if url.startswith("memory:"):
+    store_url = _resolve(url)
+    if store_url.startswith("memory:"):
         from eventbook.backends.memory import MemoryStore
 
-        return MemoryStore(url, **options)
-    if url.startswith("file:"):
-        parsed = urlparse(url)
-        path = unquote(parsed.netloc + parsed.path)
-        if not path:
-            raise InvalidInput(f"store URL {url!r} names no path; use file:///absolute/path")
-        return _open_log(Path(path), **options)
-    if "://" in url:
-        scheme = url.split("://", 1)[0]
-        raise InvalidInput(f"store URL scheme {scheme!r} is not supported (yet); use {SCHEMES}")
-    return _open_log(Path(url), **options)
-
-
-def _open_log(path: Path, **options: Any) -> EventStore:
+        return MemoryStore(store_url, **options)
     from eventbook.backends.log.store import LogStore
 
-    return LogStore.open(path, **options)
+    return LogStore.open(_log_path(store_url), **options)
 
 
 def verify_store(url: str | os.PathLike[str] | None = None, progress: Any = None) -> Any:
@@ -78,9 +60,7 @@ def repair_store(url: str | os.PathLike[str] | None = None) -> Any:
 def inspect_store(url: str | os.PathLike[str] | None = None, segment: int | None = None) -> Any:
     """Iterate the record headers (FrameInfo) of one segment (default: the last one)."""
     store_url = _resolve(url)
-    if store_url.startswith("memory:") or (
-        "://" in store_url and not store_url.startswith("file:")
-    ):
+    if store_url.startswith("memory:"):
         raise InvalidInput("inspect reads the files of an embedded log; give its path")
     from eventbook.backends.log.verify import inspect_log
 
@@ -88,15 +68,25 @@ def inspect_store(url: str | os.PathLike[str] | None = None, segment: int | None
 
 
 def _resolve(url: str | os.PathLike[str] | None) -> str:
+    """The store URL to use: the given one, else EVENTBOOK_STORE, else the default."""
     if url is None:
         url = os.environ.get("EVENTBOOK_STORE") or DEFAULT_STORE
-    return os.fspath(url)
+    if isinstance(url, os.PathLike):
+        url = os.fspath(url)
+    if not isinstance(url, str) or not url.strip():
+        raise InvalidInput(f"store URL must be a non-empty string; use {SCHEMES}")
+    return url
 
 
 def _log_path(url: str) -> Path:
+    """The directory of an embedded log, from a path or a file:// URL."""
     if url.startswith("file:"):
         parsed = urlparse(url)
-        return Path(unquote(parsed.netloc + parsed.path))
+        path = unquote(parsed.netloc + parsed.path)
+        if not path:
+            raise InvalidInput(f"store URL {url!r} names no path; use file:///absolute/path")
+        return Path(path)
     if "://" in url:
-        raise InvalidInput(f"store URL {url!r} is not supported here; use {SCHEMES}")
+        scheme = url.split("://", 1)[0]
+        raise InvalidInput(f"store URL scheme {scheme!r} is not supported (yet); use {SCHEMES}")
     return Path(url)
