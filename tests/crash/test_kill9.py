@@ -6,7 +6,7 @@ One store takes many kills in a row, so recovery runs on a growing log that has 
 segments many times (the writer uses small segments). Some kills land while the writer is still
 opening (and so recovering) the store: after a read-only check the next writer does the recovery.
 
-CI runs a bounded number of kills (EVENTBOOK_KILLS, default 40). The `long` test runs thousands
+CI runs a bounded number of kills (EVENTBOOK_KILLS, default 100). The `long` test runs thousands
 (EVENTBOOK_LONG_KILLS, default 3000): `pytest -m long tests/crash`. Both print their seed; set
 EVENTBOOK_SEED to replay the same commits, kill delays and check modes (kill timing against the
 writer is the OS scheduler's, so a replay is close, not exact).
@@ -132,7 +132,7 @@ def run_kills(work: Path, kills: int, seed: int) -> None:
 
 
 def test_kill9_bounded(tmp_path: Path) -> None:
-    run_kills(tmp_path, int(os.environ.get("EVENTBOOK_KILLS") or 40), _seed())
+    run_kills(tmp_path, int(os.environ.get("EVENTBOOK_KILLS") or 100), _seed())
 
 
 @pytest.mark.long
