@@ -42,15 +42,20 @@ def _events(n: int, *, pad: int = 20) -> list[eb.NewEvent]:
     """Commit number n: one to three events, over one or several streams."""
     count = 1 + n % 3
     return [
-        eb.NewEvent(STREAMS[(n + i) % len(STREAMS)], "Booked",
-                    {"n": n, "i": i, "of": count, "text": "p" * pad})
+        eb.NewEvent(
+            STREAMS[(n + i) % len(STREAMS)],
+            "Booked",
+            {"n": n, "i": i, "of": count, "text": "p" * pad},
+        )
         for i in range(count)
     ]
 
 
 def _fill(store: eb.EventStore, first: int, count: int, **kw: int) -> dict[str, eb.AppendResult]:
-    return {f"c{n}": store.append(_events(n, **kw), commit_id=f"c{n}")
-            for n in range(first, first + count)}
+    return {
+        f"c{n}": store.append(_events(n, **kw), commit_id=f"c{n}")
+        for n in range(first, first + count)
+    }
 
 
 def _build(root: Path, commits: int = 60, **kw: int) -> list[eb.RecordedEvent]:
@@ -315,8 +320,9 @@ def _data_bytes(root: Path) -> int:
 
 
 @pytest.mark.parametrize("segments", [1, 4])
-def test_repair_quarantines_from_a_damaged_record(tmp_path: Path, segments: int,
-                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+def test_repair_quarantines_from_a_damaged_record(
+    tmp_path: Path, segments: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
     root = tmp_path / "s"
     if segments > 1:
         monkeypatch.setattr(limits, "segment_bytes_max", 24 * 1024)
@@ -353,7 +359,7 @@ def test_repair_quarantines_from_a_damaged_record(tmp_path: Path, segments: int,
     cut = bytearray(original)
     cut[victim.offset + victim.length - 3] ^= 0x10
     assert moved[0].name.startswith(path.name)
-    assert moved[0].read_bytes() == bytes(cut[victim.offset:]).rstrip(b"\0")
+    assert moved[0].read_bytes() == bytes(cut[victim.offset :]).rstrip(b"\0")
     assert [p.read_bytes() for p in moved[1:]] == later  # later segments moved whole
     assert path.read_bytes() == original[: victim.offset]
     kept = events[: victim.position - 1]
@@ -379,8 +385,12 @@ sys.stdin.readline()
 
 def test_second_writer_gets_store_locked_naming_the_holder(tmp_path: Path) -> None:
     root = tmp_path / "s"
-    holder = subprocess.Popen([sys.executable, "-c", _HOLDER, str(root)],
-                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    holder = subprocess.Popen(
+        [sys.executable, "-c", _HOLDER, str(root)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert holder.stdout is not None and holder.stdout.readline() == "READY\n"
         with pytest.raises(eb.StoreLocked) as caught:
@@ -445,8 +455,9 @@ print(json.dumps({"heads": len(heads), "seen": seen, "problems": problems[:5],
 """
 
 
-def test_reader_process_sees_whole_commits_and_follows(tmp_path: Path,
-                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+def test_reader_process_sees_whole_commits_and_follows(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """A reader process polls while this process writes, across segment rollovers."""
     monkeypatch.setattr(limits, "segment_bytes_max", 32 * 1024)
     monkeypatch.setattr(limits, "segment_allocate_bytes", 8 * 1024)
@@ -457,7 +468,10 @@ def test_reader_process_sees_whole_commits_and_follows(tmp_path: Path,
     s.append(_events(0), commit_id="c0")
     reader = subprocess.Popen(
         [sys.executable, "-c", _READER, str(root), str(commits - 1), json.dumps(STREAMS)],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         for n in range(1, commits):
             s.append(_events(n, pad=150), commit_id=f"c{n}")
@@ -490,8 +504,12 @@ def test_subscription_in_a_reader_process_follows_the_writer(tmp_path: Path) -> 
         "    print(e.position, e.commit_id, flush=True)\n"
         "    if e.commit_id == 'c99' and e.data['i'] == e.data['of'] - 1: break\n"
     )
-    follower = subprocess.Popen([sys.executable, "-c", code, str(root)],
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    follower = subprocess.Popen(
+        [sys.executable, "-c", code, str(root)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         for n in range(1, 100):
             s.append(_events(n), commit_id=f"c{n}")
@@ -510,14 +528,16 @@ def test_subscription_in_a_reader_process_follows_the_writer(tmp_path: Path) -> 
 
 FAULTS = {
     "pwrite ENOSPC": dict(fail_on="pwrite", errno=errno.ENOSPC, path_contains="segments"),
-    "pwrite EIO torn": dict(fail_on="pwrite", errno=errno.EIO, path_contains="segments",
-                            partial=50),
+    "pwrite EIO torn": dict(
+        fail_on="pwrite", errno=errno.EIO, path_contains="segments", partial=50
+    ),
     "fdatasync EIO": dict(fail_on="fdatasync", errno=errno.EIO, path_contains="segments"),
     "fdatasync ENOSPC": dict(fail_on="fdatasync", errno=errno.ENOSPC, path_contains="segments"),
     "allocate ENOSPC": dict(fail_on="allocate", errno=errno.ENOSPC, path_contains="segments"),
     "index pwrite EIO": dict(fail_on="pwrite", errno=errno.EIO, path_contains="positions"),
-    "fdatasync EIO once": dict(fail_on="fdatasync", errno=errno.EIO, path_contains="segments",
-                               sticky=False),
+    "fdatasync EIO once": dict(
+        fail_on="fdatasync", errno=errno.EIO, path_contains="segments", sticky=False
+    ),
 }
 
 
@@ -526,8 +546,9 @@ def _big_commit() -> list[eb.NewEvent]:
 
 
 @pytest.mark.parametrize("fault", list(FAULTS))
-def test_disk_failure_turns_the_store_read_only(tmp_path: Path, fault: str,
-                                                monkeypatch: pytest.MonkeyPatch) -> None:
+def test_disk_failure_turns_the_store_read_only(
+    tmp_path: Path, fault: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     # Small reservations, so that the failing (big) commit needs to allocate space.
     monkeypatch.setattr(limits, "segment_allocate_bytes", 4096)
     root = tmp_path / "s"
@@ -553,7 +574,7 @@ def test_disk_failure_turns_the_store_read_only(tmp_path: Path, fault: str,
     s = eb.open_store(root)  # the real FileIO
     after = list(s.read_all())
     assert after[: len(events)] == events, "every acknowledged append is there, unchanged"
-    failed = after[len(events):]
+    failed = after[len(events) :]
     assert [e.commit_id for e in failed] in ([], ["x"] * 3), "wholly present or wholly absent"
     for e, want in zip(failed, _big_commit(), strict=False):
         assert (e.stream, e.type, e.data) == (want.stream, want.type, want.data)
@@ -598,7 +619,7 @@ def test_failed_group_commit_fails_every_waiting_append(tmp_path: Path) -> None:
     s = eb.open_store(root)
     after = list(s.read_all())
     assert after[: len(events)] == events
-    assert {e.commit_id for e in after[len(events):]} <= set(outcomes)
+    assert {e.commit_id for e in after[len(events) :]} <= set(outcomes)
     s.close()
     _ok(root)
 
@@ -633,8 +654,10 @@ def test_rollover_reads_across_segments_and_reopens(tmp_path: Path, small_segmen
         assert p.stat().st_size == frames[-1].offset + frames[-1].length, p
         assert p.stat().st_size <= 64 * 1024 or len(frames) == 1, p
     assert s.read_event(big.first_position).data["blob"] == "h" * 100_000
-    firsts = [next(f.position for f in inspect_store(root, n) if f.length)
-              for n in range(2, len(files) + 1)]
+    firsts = [
+        next(f.position for f in inspect_store(root, n) if f.length)
+        for n in range(2, len(files) + 1)
+    ]
     for first in firsts:  # reads that start at, just before and just after a boundary
         for after in (first - 2, first - 1, first):
             assert list(s.read_all(after=after, limit=3)) == events[after : after + 3]
@@ -685,8 +708,9 @@ def test_torn_commit_at_the_start_of_a_new_segment(tmp_path: Path, small_segment
 
 
 @pytest.mark.parametrize("size", [0, 10])
-def test_new_segment_without_a_whole_header(tmp_path: Path, small_segments: None,
-                                            size: int) -> None:
+def test_new_segment_without_a_whole_header(
+    tmp_path: Path, small_segments: None, size: int
+) -> None:
     """A writer died creating the next segment: readers ignore it, the next writer
     quarantines it and creates it again."""
     root = tmp_path / "s"
@@ -706,16 +730,21 @@ def test_new_segment_without_a_whole_header(tmp_path: Path, small_segments: None
     _ok(root)
 
 
-@pytest.mark.parametrize("fault", [
-    dict(fail_on="pwrite", path_contains="0000000002.seg"),  # its header
-    dict(fail_on="pwrite", path_contains="0000000002.seg", after=1),  # allocated, no data
-    dict(fail_on="allocate", path_contains="0000000002.seg"),
-    dict(fail_on="fsync", path_contains="0000000002.seg"),  # creating the segment
-    dict(fail_on="truncate", path_contains="0000000001.seg"),  # trimming the full one
-    dict(fail_on="fdatasync", path_contains="0000000002.seg"),
-], ids=lambda f: f"{f['fail_on']}-{f['path_contains'][-5]}-{f.get('after', 0)}")
-def test_failure_during_rollover_then_reopen(tmp_path: Path, small_segments: None,
-                                             fault: dict) -> None:
+@pytest.mark.parametrize(
+    "fault",
+    [
+        dict(fail_on="pwrite", path_contains="0000000002.seg"),  # its header
+        dict(fail_on="pwrite", path_contains="0000000002.seg", after=1),  # allocated, no data
+        dict(fail_on="allocate", path_contains="0000000002.seg"),
+        dict(fail_on="fsync", path_contains="0000000002.seg"),  # creating the segment
+        dict(fail_on="truncate", path_contains="0000000001.seg"),  # trimming the full one
+        dict(fail_on="fdatasync", path_contains="0000000002.seg"),
+    ],
+    ids=lambda f: f"{f['fail_on']}-{f['path_contains'][-5]}-{f.get('after', 0)}",
+)
+def test_failure_during_rollover_then_reopen(
+    tmp_path: Path, small_segments: None, fault: dict
+) -> None:
     root = tmp_path / "s"
     io = FaultyFileIO(**fault, errno=errno.EIO)
     s = LogStore.open(root, io=io)
@@ -731,7 +760,7 @@ def test_failure_during_rollover_then_reopen(tmp_path: Path, small_segments: Non
     after = list(s.read_all())
     assert after[: len(events)] == events
     n = len(acked)
-    present = after[len(events):]
+    present = after[len(events) :]
     assert [e.commit_id for e in present] in ([], [f"c{n}"] * len(_events(n)))
     more = _fill(s, n, 300, pad=300)  # the retry of c{n}, then on into new segments
     assert more[f"c{n}"].first_position == len(events) + 1
@@ -744,8 +773,9 @@ def test_failure_during_rollover_then_reopen(tmp_path: Path, small_segments: Non
     _ok(root)
 
 
-def test_damaged_end_of_a_full_segment_with_the_index_lost(tmp_path: Path,
-                                                           small_segments: None) -> None:
+def test_damaged_end_of_a_full_segment_with_the_index_lost(
+    tmp_path: Path, small_segments: None
+) -> None:
     """Valid records in the next segment prove the damaged one was not a torn write (a writer
     rolls over only after the last commit was written whole): refuse, and cut nothing."""
     root = tmp_path / "s"
@@ -762,8 +792,94 @@ def test_damaged_end_of_a_full_segment_with_the_index_lost(tmp_path: Path,
         assert (caught.value.path, caught.value.offset) == (str(seg1), last.offset)
     assert [p.read_bytes() for p in _segment_files(root)] == before
     assert not (root / "quarantine").exists()
-    first_of_commit = next(e.position for e in events
-                           if e.commit_id == events[last.position - 1].commit_id)
+    first_of_commit = next(
+        e.position for e in events if e.commit_id == events[last.position - 1].commit_id
+    )
     assert repair_store(root).head_position == first_of_commit - 1
     _assert_store(root, events[: first_of_commit - 1])
     _ok(root)
+
+
+# ----------------------------------------------------------- failures inside a batch
+
+
+def _append_until_failure(s: eb.EventStore, threads: int) -> dict[str, eb.AppendResult]:
+    """Appenders on several threads, until the store fails; what was acknowledged."""
+    acked: dict[str, eb.AppendResult] = {}
+    lock = threading.Lock()
+
+    def work(w: int) -> None:
+        for n in range(w * 100_000, w * 100_000 + 2_000):
+            try:
+                result = s.append(_events(n, pad=300), commit_id=f"c{n}")
+            except eb.StoreFailed:
+                return
+            with lock:
+                acked[f"c{n}"] = result
+
+    pool = [threading.Thread(target=work, args=(w,)) for w in range(threads)]
+    for t in pool:
+        t.start()
+    for t in pool:
+        t.join()
+    return acked
+
+
+def _assert_acked_present(root: Path, acked: dict[str, eb.AppendResult]) -> None:
+    s = eb.open_store(root)
+    try:
+        by_position = {e.position: e for e in s.read_all()}
+        for commit_id, result in acked.items():
+            for p in range(result.first_position, result.last_position + 1):
+                assert by_position[p].commit_id == commit_id, (commit_id, p)
+        assert sorted(by_position) == list(range(1, len(by_position) + 1))
+    finally:
+        s.close()
+    _ok(root)
+
+
+@pytest.mark.parametrize("after", [3, 17, 40])
+def test_a_failed_batch_write_acknowledges_none_of_the_batch(
+    tmp_path: Path, small_segments: None, after: int
+) -> None:
+    """A batch's frames go out in one write (and a rollover writes what is staged first):
+    when that write fails, no commit of the batch may be acknowledged."""
+    root = tmp_path / "s"
+    io = FaultyFileIO("pwrite", after=after, errno=errno.ENOSPC, path_contains="segments")
+    s = LogStore.open(root, io=io)
+    acked = _append_until_failure(s, threads=6)
+    assert io.failures >= 1
+    with pytest.raises(eb.StoreFailed):
+        s.append(_events(0), commit_id="after-failure")
+    s.close()
+    _assert_acked_present(root, acked)
+
+
+def test_an_index_error_while_staging_turns_the_store_read_only(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SQLite failing under an append (disk full for the index, say) fails the batch and the
+    store, never half-answers it."""
+    import sqlite3
+
+    from eventbook.backends.log.stream_index import StreamIndex
+
+    root = tmp_path / "s"
+    s = eb.open_store(root)
+    kept = _fill(s, 0, 20)
+    real = StreamIndex.version
+
+    def broken(self: StreamIndex, stream: str) -> int:
+        if stream.startswith("new-"):
+            raise sqlite3.OperationalError("database or disk is full")
+        return real(self, stream)
+
+    monkeypatch.setattr(StreamIndex, "version", broken)
+    with pytest.raises(eb.StoreFailed):
+        s.append([eb.NewEvent("new-1", "Opened", {})])
+    with pytest.raises(eb.StoreFailed):
+        s.append(_events(99), commit_id="c99")
+    assert s.head_position() == max(r.last_position for r in kept.values())
+    s.close()
+    monkeypatch.setattr(StreamIndex, "version", real)
+    _assert_acked_present(root, kept)

@@ -46,7 +46,7 @@ class NewEvent(msgspec.Struct, frozen=True):
     """An event to append: which stream, what type, its data.
 
     `occurred_at` is when it happened in the world (defaults to when the store records it);
-    `id` is an optional caller-chosen event id (a new random one is given otherwise).
+    `id` is an optional caller-chosen event id (a new unique one is given otherwise).
     """
 
     stream: str

@@ -34,7 +34,7 @@ _encoder = msgspec.msgpack.Encoder(order="sorted")
 
 
 class _EventIds:
-    """Event ids: UUID-shaped (version 8), a random 64-bit prefix per process and a counter.
+    """Event ids: UUID-shaped (version 8): 60 random bits drawn per process, then a counter.
 
     Unique without a syscall per id; the prefix is drawn again in a forked child."""
 

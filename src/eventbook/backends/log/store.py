@@ -1,11 +1,13 @@
 """The embedded log store: the default backend (a path or file:// URL).
 
-Writing: an append is checked and encoded, then written to the current segment under the
-write lock; then the appending thread waits for durability. One waiting thread at a time is
-the sync leader: it fdatasyncs everything written so far (group commit), writes the position
-index entries for it, publishes the new head and wakes the others. Only synced events are
-visible to readers. A failed write or sync turns the store read-only (StoreFailed): what was
-acknowledged stays, nothing unacknowledged is reported as written.
+Writing (group commit by combining): an append is checked and encoded by its own thread,
+then queued. One appending thread at a time leads: it takes the whole queue as a batch,
+plans each commit in order (expected versions, positions), writes the batch's frames with
+one write, fdatasyncs once, writes the position index entries, publishes the new head,
+wakes the batch's appenders and passes the lead to the first append queued meanwhile. Only
+synced events are visible to readers. A failed write or sync turns the store read-only
+(StoreFailed): what was acknowledged stays, nothing unacknowledged is reported as written.
+The stream index's in-memory tail goes to SQLite on a background thread (index_flusher.py).
 """
 
 from __future__ import annotations
@@ -185,24 +187,35 @@ class LogStore(EventStore):
                     slot.wake.release()
 
     def _commit_batch(self, batch: list[_Slot]) -> None:
-        """Plan, encode and write each commit of the batch, then one sync for all of them."""
-        written = []
+        """Plan, encode and write each commit of the batch, then one sync for all of them.
+
+        A commit refused on its own (a wrong expected version, a reused commit id) is
+        answered with its error and stages nothing. Anything else that fails on the way
+        (the disk, SQLite, a bug) turns the store read-only, and then every commit of the
+        batch fails: frames of earlier commits may be staged but never written."""
         for slot in batch:
             try:
                 if self._failure is not None:
                     raise self._failure
                 self._stage_commit(slot)
-                if slot.result is not None:
-                    written.append(slot)
-            except EventbookError as error:
-                slot.error = error
-        try:
-            self._flush_stage()
-            self._sync_written()
-        except StoreFailed as failure:
+            except StoreFailed as failure:
+                slot.error = failure
+            except EventbookError as refused:
+                slot.error = refused
+            except Exception as error:
+                slot.error = self._fail(error)
+        if self._failure is None:
+            try:
+                self._flush_stage()
+                self._sync_written()
+            except StoreFailed:
+                pass
+            except Exception as error:
+                self._fail(error)
+        if self._failure is not None:
             for slot in batch:
-                if slot.error is None:
-                    slot.error, slot.result, slot.first = failure, None, None
+                if slot.error is None or isinstance(slot.error, StoreFailed):
+                    slot.error, slot.result, slot.first = self._failure, None, None
 
     def _stage_commit(self, slot: _Slot) -> None:
         prepared = slot.prepared
@@ -332,6 +345,8 @@ class LogStore(EventStore):
 
     def _sync_written(self) -> None:
         """Make everything written so far durable, index it, then publish it to readers."""
+        if self._failure is not None:
+            raise self._failure
         if self._written == self._head:
             return
         upto = self._written
