@@ -35,7 +35,7 @@ read_chunk_bytes = 1024 * 1024  # bytes read at once when scanning a segment
 # Embedded log
 segment_bytes_max = 256 * 1024 * 1024  # a segment rolls over before exceeding this
 segment_allocate_bytes = 16 * 1024 * 1024  # space reserved ahead of the writer at a time
-group_commit_wait_seconds_max = 0.0002  # a batch waits at most this long for the last one's appenders
+group_commit_wait_seconds_max = 0.0002  # a batch waits at most this for last batch's appenders
 index_commit_events_max = 4096  # stream index rows in memory that wake the flusher (4x: help)
 stream_cache_count_max = 200_000  # stream versions cached in the writer
 subscription_poll_seconds_max = 0.05  # cross-process followers poll at most this long
