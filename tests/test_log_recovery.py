@@ -883,3 +883,33 @@ def test_an_index_error_while_staging_turns_the_store_read_only(
     s.close()
     monkeypatch.setattr(StreamIndex, "version", real)
     _assert_acked_present(root, kept)
+
+
+@pytest.mark.parametrize("missing", ["last record of a commit", "whole last commit"])
+def test_a_full_segment_cut_short_with_the_index_lost(
+    tmp_path: Path, small_segments: None, missing: str
+) -> None:
+    """Segment 1 ends early (its last record, or its last whole commit, is gone) while the
+    next segment holds valid records: records went missing, it is no torn write. Refuse."""
+    root = tmp_path / "s"
+    _build(root, 150, pad=300)
+    frames = [f for f in inspect_store(root, 1) if f.length]
+    if missing == "last record of a commit":
+        tail = next(f for f in reversed(frames) if f.commit_count > 1 and f.commit_index > 0)
+        cut = tail.offset
+        frames_kept = [f for f in frames if f.offset < cut]
+        if frames_kept[-1].commit_index == frames_kept[-1].commit_count - 1:
+            pytest.fail("test setup: the cut must leave a commit short")
+    else:
+        first = frames[-1].position - frames[-1].commit_index  # the last commit's first record
+        cut = next(f.offset for f in frames if f.position == first)
+    seg1 = _segment_files(root)[0]
+    with open(seg1, "r+b") as f:
+        f.truncate(cut)
+    (root / POSITIONS).unlink()
+    before = [p.read_bytes() for p in _segment_files(root)]
+    for readonly in (True, False):
+        with pytest.raises(eb.StoreCorrupted):
+            eb.open_store(root, readonly=readonly)
+    assert [p.read_bytes() for p in _segment_files(root)] == before
+    assert not (root / "quarantine").exists()

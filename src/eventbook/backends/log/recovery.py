@@ -61,7 +61,20 @@ def scan(
     for number in range(segment, segments.last + 1):
         start = offset if number == segment else fmt.SEGMENT_HEADER.size
         if number != segment and pending:
-            return _torn(result, segments, number - 1, pending[0][1], "a commit is cut short")
+            # A writer rolls over only after a commit was written whole: a commit cut short
+            # at a segment's end, with valid records after it, is damage.
+            why = "a commit is cut short at the end of its segment"
+            last = pending[-1]
+            return _torn(
+                result,
+                segments,
+                number - 1,
+                pending[0][1],
+                why,
+                last[1] + last[2],
+                position,
+                strict,
+            )
         for at, header, buf, i in segments.frames(number, start):
             if header is None and not pending and _is_unwritten(segments, number, at):
                 break  # reserved space that was never written: the clean end of the data
@@ -133,7 +146,9 @@ def _torn(
     strict: bool = True,
 ) -> TailScan:
     if at is not None and position is not None:
-        later = _valid_frame_after(segments, number, at, position)
+        # From `at` itself: a whole, valid record there for a later position is evidence too
+        # (records went missing before it).
+        later = _valid_frame_after(segments, number, at - 1, position)
         if later is not None and not strict:
             result.damaged = True
         elif later is not None:
