@@ -20,6 +20,7 @@ import pytest
 
 # The suite's asserts live in this package, not in a test module, so ask pytest to rewrite
 # them too (before the import below); otherwise a failure would say only "AssertionError".
+# Naming the package covers every module in it (eventbook.testing.conformance.*).
 pytest.register_assert_rewrite("eventbook.testing.conformance")
 
 from eventbook.testing.conformance import (  # noqa: E402
