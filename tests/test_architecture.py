@@ -56,7 +56,7 @@ def _violations(importer_prefix: str, allowed: tuple[str, ...]) -> list[str]:
 
 def test_the_walk_sees_the_package() -> None:
     assert "eventbook.backends.log.store" in IMPORTS
-    assert "eventbook.store.commit.plan_commit" in IMPORTS["eventbook.backends.log.store"]
+    assert "eventbook.store.commit.plan_commit" in IMPORTS["eventbook.backends.log.group_commit"]
 
 
 def test_leaves_import_nothing_of_eventbook() -> None:
