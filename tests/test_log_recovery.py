@@ -913,3 +913,17 @@ def test_a_full_segment_cut_short_with_the_index_lost(
             eb.open_store(root, readonly=readonly)
     assert [p.read_bytes() for p in _segment_files(root)] == before
     assert not (root / "quarantine").exists()
+
+
+def test_a_store_of_another_format_version_is_refused_untouched(tmp_path: Path) -> None:
+    root = tmp_path / "s"
+    _build(root, 3)
+    meta = json.loads((root / "meta.json").read_text())
+    meta["format_version"] = 99
+    (root / "meta.json").write_text(json.dumps(meta))
+    before = sorted((p.name, p.stat().st_size) for p in root.rglob("*") if p.is_file())
+    for readonly in (True, False):
+        with pytest.raises(eb.StoreUnsupported, match="format version 99") as caught:
+            eb.open_store(root, readonly=readonly)
+        assert caught.value.exit_code == 3
+    assert sorted((p.name, p.stat().st_size) for p in root.rglob("*") if p.is_file()) == before

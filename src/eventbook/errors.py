@@ -9,6 +9,7 @@
     ├── StoreLocked             another process holds the embedded log's writer lock
     ├── StoreReadOnly           a write was tried on a store opened (or turned) read-only
     ├── StoreCorrupted          stored bytes fail their checksum or do not fit the format
+    ├── StoreUnsupported        the store is in a format this eventbook cannot read
     ├── StoreFailed             the disk refused a write or sync; the store turned read-only
     └── Timeout                 a bounded wait ran out
 
@@ -117,6 +118,20 @@ class StoreCorrupted(EventbookError):
         )
 
 
+class StoreUnsupported(EventbookError):
+    exit_code = 3
+
+    def __init__(self, path: str, found: object, supported: int) -> None:
+        self.path = path
+        self.found = found
+        self.supported = supported
+        super().__init__(
+            f"the store at {path} is in format version {found}, and this eventbook reads "
+            f"version {supported}. Nothing was changed: open it with an eventbook that reads "
+            f"version {found}."
+        )
+
+
 class StoreFailed(EventbookError):
     exit_code = 3
 
@@ -143,6 +158,7 @@ __all__ = [
     "StoreFailed",
     "StoreLocked",
     "StoreReadOnly",
+    "StoreUnsupported",
     "StreamNotFound",
     "Timeout",
     "WrongExpectedVersion",

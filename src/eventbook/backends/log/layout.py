@@ -14,7 +14,7 @@ from pathlib import Path
 
 from eventbook.backends.log import format as fmt
 from eventbook.backends.log.fileio import FileIO
-from eventbook.errors import InvalidInput, StoreCorrupted
+from eventbook.errors import InvalidInput, StoreCorrupted, StoreUnsupported
 
 _OURS = {
     fmt.META_FILE,
@@ -42,12 +42,7 @@ def read_log_id(root: Path) -> bytes | None:
     except (ValueError, KeyError, TypeError, AttributeError) as exc:
         raise StoreCorrupted(str(path), 0, f"meta.json is unreadable ({exc})") from None
     if version != fmt.FORMAT_VERSION:
-        raise StoreCorrupted(
-            str(path),
-            0,
-            f"format version {version} is not supported "
-            f"(this eventbook reads version {fmt.FORMAT_VERSION})",
-        )
+        raise StoreUnsupported(str(root), version, fmt.FORMAT_VERSION)
     return log_id
 
 
