@@ -163,10 +163,8 @@ class GroupCommit:
                 if self._failure is not None:
                     raise self._failure
                 self._stage_commit(slot)
-            except StoreFailed as failure:
-                slot.error = failure
-            except EventbookError as refused:
-                slot.error = refused
+            except EventbookError as refused_or_failed:
+                slot.error = refused_or_failed
             except Exception as error:
                 slot.error = self._fail(error)
         if self._failure is None:
