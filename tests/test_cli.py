@@ -813,3 +813,28 @@ def test_demo_runs_twice_and_writes_once(tmp_path: Path) -> None:  # REAL (log b
     with eb.open_store(store, readonly=True) as book:
         assert book.head_position() == 5
         assert [e.data.get("amount") for e in book.read_stream("account-ada")] == [None, 100, 30]
+
+
+def test_append_after_a_lost_index_rebuilds_with_progress(  # REAL (log backend)
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from eventbook.cli import stores
+
+    store = tmp_path / "data"
+    with eb.open_store(store) as book:
+        for i in range(30):
+            book.append([eb.NewEvent("account-1", "Deposited", {"amount": i})])
+    (store / "index" / "positions.idx").unlink()
+    calls: list[int] = []
+    real_call = stores._RecoveryProgress.__call__
+
+    def spy(self: stores._RecoveryProgress, done: int) -> None:
+        calls.append(done)
+        real_call(self, done)
+
+    monkeypatch.setattr(stores._RecoveryProgress, "recovery_quiet_events", 5)
+    monkeypatch.setattr(stores._RecoveryProgress, "__call__", spy)
+    result = CliRunner().invoke(app, ["--store", str(store), "append", "account-1", "X", "{}"])
+    assert result.exit_code == 0, result.output
+    assert "position 31" in result.output
+    assert max(calls) == 30  # the rebuild reported its progress, up to the whole log
