@@ -121,6 +121,29 @@ def frame_crc_ok(buf: bytes | memoryview, offset: int, header: FrameHeader) -> b
     return _crc(buf[offset + FRAME_CRC_START : offset + header.length]) == header.crc
 
 
+def indexed_frame(buf: bytes | memoryview, position: int, length: int) -> FrameHeader | None:
+    """The header of the record an index entry points at (read into `buf`), when it is the
+    whole, valid record of that position and length; None otherwise."""
+    header = parse_header(buf, 0)
+    if (
+        header is None
+        or header.position != position
+        or header.length != length
+        or len(buf) < length
+        or not frame_crc_ok(buf, 0, header)
+    ):
+        return None
+    return header
+
+
+def whole_commits_through(header: FrameHeader) -> int:
+    """The last position of a whole commit at or before this record: its own position when
+    it ends its commit, else the position before its commit began."""
+    if header.commit_index >= header.commit_count - 1:
+        return header.position
+    return header.position - header.commit_index - 1
+
+
 def decode_event(buf: bytes | memoryview, offset: int, header: FrameHeader) -> RecordedEvent:
     return _decode_event(buf[offset + FRAME_HEADER.size : offset + header.length])
 

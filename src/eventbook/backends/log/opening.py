@@ -179,11 +179,7 @@ def _checked_index_count(segments: Segments, pindex: PositionIndex) -> int:
         )
     # The index is not synced, so a crash can leave it ending inside a commit: trust it up to
     # the commit before, and let the tail scan take the whole commit in again.
-    return (
-        count - (header.commit_index + 1)
-        if header.commit_index < header.commit_count - 1
-        else count
-    )
+    return fmt.whole_commits_through(header)
 
 
 def _after(segments: Segments, pindex: PositionIndex, count: int) -> tuple[int, int]:
@@ -255,10 +251,8 @@ def _event_at(segments: Segments, pindex: PositionIndex, position: int):
         return None
     segment, offset, length = entry
     buf = segments.read(segment, offset, length)
-    header = fmt.parse_header(buf, 0)
-    if header is None or header.position != position or not fmt.frame_crc_ok(buf, 0, header):
-        return None
-    return fmt.decode_event(buf, 0, header)
+    header = fmt.indexed_frame(buf, position, length)
+    return None if header is None else fmt.decode_event(buf, 0, header)
 
 
 def _last_event(segments: Segments, pindex: PositionIndex, head: int):

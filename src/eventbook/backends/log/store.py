@@ -137,9 +137,9 @@ class LogStore(GroupCommit, EventStore):
         if entry is None:
             return count
         header = fmt.parse_header(self._segments.read(entry[0], entry[1], _HEADER), 0)
-        if header is None or header.commit_index >= header.commit_count - 1:
+        if header is None:
             return count
-        return count - header.commit_index - 1
+        return count - (header.position - fmt.whole_commits_through(header))
 
     def _index_tail(self, head: int) -> None:
         """Readers: add the stream rows of positions (tail end, head] to the in-memory tail."""
@@ -234,13 +234,8 @@ class LogStore(GroupCommit, EventStore):
             raise InvalidInput(f"position {position} is not in the log (1..{self._head})")
         segment, offset, length = self._locate(position)
         buf = self._segments.read(segment, offset, length)
-        header = fmt.parse_header(buf, 0)
-        if (
-            header is None
-            or header.position != position
-            or header.length != length
-            or (not fmt.frame_crc_ok(buf, 0, header))
-        ):
+        header = fmt.indexed_frame(buf, position, length)
+        if header is None:
             raise StoreCorrupted(
                 self._segments.path(segment),
                 offset,
