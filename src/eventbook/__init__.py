@@ -1,12 +1,28 @@
 """eventbook: an event store and CQRS toolkit for Python.
 
-    import eventbook as eb
-    store = eb.open_store("./data")
-    r = store.append([eb.NewEvent("account-1", "Deposited", {"amount": 5})],
-                     expected={"account-1": eb.NO_STREAM}, commit_id="c-1")
+import eventbook as eb
+store = eb.open_store("./data")
+r = store.append([eb.NewEvent("account-1", "Deposited", {"amount": 5})],
+                 expected={"account-1": eb.NO_STREAM}, commit_id="c-1")
 """
 
 from eventbook.core.messages import AppendResult, Event, NewEvent, RecordedEvent
+from eventbook.engine import (
+    Application,
+    AppState,
+    Command,
+    Context,
+    Decider,
+    Decision,
+    Engine,
+    Folded,
+    HistoryEntry,
+    Outcome,
+    Rejected,
+    Replica,
+    Target,
+    state_hash,
+)
 from eventbook.errors import (
     DuplicateCommit,
     EventbookError,
@@ -38,15 +54,27 @@ __all__ = [
     "ANY",
     "EXISTS",
     "NO_STREAM",
+    "AppState",
     "AppendResult",
+    "Application",
+    "Command",
+    "Context",
+    "Decider",
+    "Decision",
     "DuplicateCommit",
+    "Engine",
     "Event",
     "EventStore",
     "EventbookError",
     "Expected",
+    "Folded",
+    "HistoryEntry",
     "InvalidInput",
     "NewEvent",
+    "Outcome",
     "RecordedEvent",
+    "Rejected",
+    "Replica",
     "StoreClosed",
     "StoreCorrupted",
     "StoreFailed",
@@ -56,7 +84,9 @@ __all__ = [
     "StreamInfo",
     "StreamNotFound",
     "Subscription",
+    "Target",
     "Timeout",
     "WrongExpectedVersion",
     "open_store",
+    "state_hash",
 ]

@@ -42,3 +42,7 @@ subscription_poll_seconds_max = 0.05  # cross-process followers poll at most thi
 
 # Waits
 wait_seconds_max = 3600.0  # longest bounded wait a caller may ask for
+
+# Commands (the engine)
+command_id_chars_max = 100  # characters of a command id (its commit id is "cmd:" + it)
+engine_cache_streams_max = 100_000  # stream states an engine keeps in memory

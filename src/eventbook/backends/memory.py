@@ -7,7 +7,9 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
+from eventbook import limits
 from eventbook.core.messages import AppendResult, NewEvent, RecordedEvent
+from eventbook.core.validation import check_id_text
 from eventbook.errors import DuplicateCommit
 from eventbook.store.commit import CommitRecord, plan_commit, prepare_commit, result_of
 from eventbook.store.contract import EventStore, StreamInfo, check_limit, check_position
@@ -83,6 +85,15 @@ class MemoryStore(EventStore):
         limit = check_limit(limit)
         end = len(self._log) if limit is None else min(len(self._log), after + limit)
         return iter(self._log[after:end])
+
+    def read_commit(self, commit_id: str) -> list[RecordedEvent]:
+        self._check_open()
+        check_id_text(commit_id, what="commit id", chars_max=limits.commit_id_chars_max)
+        with self._changed:
+            found = self._commits.get(commit_id)
+            return (
+                [] if found is None else self._log[found.first_position - 1 : found.last_position]
+            )
 
     def stream_version(self, stream: str) -> int:
         self._check_open()

@@ -22,6 +22,10 @@ STREAM_ID_RULE = (
     "trailing space, not starting with '$' (reserved for system streams)"
 )
 
+# System streams eventbook itself writes: `$rejected-{stream}` records the commands the engine
+# rejected for `stream` (seed 001's NOP events). No other '$' stream id is accepted.
+SYSTEM_STREAM_PREFIXES = ("$rejected-",)
+
 
 def check_stream_id(stream: object, *, where: str = "stream id") -> str:
     if not isinstance(stream, str):
@@ -29,7 +33,9 @@ def check_stream_id(stream: object, *, where: str = "stream id") -> str:
     encoded = stream.encode("utf-8", "surrogatepass")
     if not 0 < len(encoded) <= limits.stream_id_bytes_max or _CONTROL.search(stream):
         raise InvalidInput(f"{where} {stream!r} is not allowed: use {STREAM_ID_RULE}")
-    if stream != stream.strip() or stream.startswith("$"):
+    if stream != stream.strip() or (
+        stream.startswith("$") and not stream.startswith(SYSTEM_STREAM_PREFIXES)
+    ):
         raise InvalidInput(f"{where} {stream!r} is not allowed: use {STREAM_ID_RULE}")
     try:
         stream.encode("utf-8")

@@ -17,6 +17,7 @@ import msgspec
 from eventbook import limits
 from eventbook.core.messages import AppendResult, NewEvent, RecordedEvent
 from eventbook.errors import InvalidInput, StoreClosed
+from eventbook.store.snapshots import MemorySnapshots, SnapshotStore
 from eventbook.store.subscription import Subscription
 
 
@@ -74,6 +75,10 @@ class EventStore(abc.ABC):
         """Every event with a position after `after`, in position order, lazily."""
 
     @abc.abstractmethod
+    def read_commit(self, commit_id: str) -> list[RecordedEvent]:
+        """The events of the commit appended with this commit id ([] when there is none)."""
+
+    @abc.abstractmethod
     def stream_version(self, stream: str) -> int:
         """The number of events in a stream (0 when it has none)."""
 
@@ -107,6 +112,22 @@ class EventStore(abc.ABC):
                 f"got {idle_timeout!r}"
             )
         return Subscription(self, after, idle_timeout)
+
+    def snapshots(self) -> SnapshotStore:
+        """Where this store keeps snapshots (memory unless the backend keeps them durably)."""
+        self._check_open()
+        mine = self.__dict__.get("_snapshot_store")
+        if mine is None:
+            mine = self.__dict__["_snapshot_store"] = self._open_snapshots()
+        return mine
+
+    def _open_snapshots(self) -> SnapshotStore:
+        return MemorySnapshots()
+
+    def _close_snapshots(self) -> None:
+        mine = self.__dict__.pop("_snapshot_store", None)
+        if mine is not None:
+            mine.close()
 
     def stats(self) -> dict[str, Any]:
         return {"url": self.url, "head_position": self.head_position()}

@@ -17,6 +17,9 @@ from eventbook.backends.log.fileio import FileIO
 from eventbook.errors import InvalidInput, StoreCorrupted, StoreUnsupported
 
 _OURS = {
+    "snapshots.sqlite",
+    "snapshots.sqlite-wal",
+    "snapshots.sqlite-shm",
     fmt.META_FILE,
     fmt.META_FILE + ".tmp",
     fmt.LOCK_FILE,

@@ -24,7 +24,9 @@ from eventbook.backends.log.group_commit import GroupCommit, _Slot
 from eventbook.backends.log.index_flusher import IndexFlusher
 from eventbook.backends.log.opening import OpenedLog, open_log
 from eventbook.backends.log.recovery import scan
+from eventbook.backends.log.snapshots import SqliteSnapshots
 from eventbook.core.messages import RecordedEvent
+from eventbook.core.validation import check_id_text
 from eventbook.errors import (
     InvalidInput,
     StoreCorrupted,
@@ -32,6 +34,7 @@ from eventbook.errors import (
 )
 from eventbook.store.contract import EventStore, StreamInfo, check_limit, check_position
 from eventbook.store.reading import page_stream
+from eventbook.store.snapshots import SnapshotStore
 
 SYNC_POLICIES = ("always", "none")
 _unpack = fmt.FRAME_HEADER.unpack_from
@@ -243,6 +246,16 @@ class LogStore(GroupCommit, EventStore):
             )
         return fmt.decode_event(buf, 0, header)
 
+    def read_commit(self, commit_id: str) -> list[RecordedEvent]:
+        self._check_open()
+        check_id_text(commit_id, what="commit id", chars_max=limits.commit_id_chars_max)
+        head = self.head_position()
+        found = self._known_commit(commit_id)
+        if found is None or found.last_position > head:
+            return []
+        span = found.last_position - found.first_position + 1
+        return list(self.read_all(after=found.first_position - 1, limit=span))
+
     def stream_version(self, stream: str) -> int:
         self._check_open()
         head = self.head_position()
@@ -331,6 +344,9 @@ class LogStore(GroupCommit, EventStore):
             "failed": None if self._failure is None else str(self._failure.cause),
         }
 
+    def _open_snapshots(self) -> SnapshotStore:
+        return SqliteSnapshots(self.root, readonly=self.readonly)
+
     def close(self) -> None:
         if self.closed:
             return
@@ -345,3 +361,4 @@ class LogStore(GroupCommit, EventStore):
             self._synced.notify_all()
         self._log.write_fd = self._write_fd  # after a rollover, the opened fd is closed
         self._log.close(self._old_fds)
+        self._close_snapshots()

@@ -91,3 +91,24 @@ class CommitIdTests:
         assert other.first_position == 2
         assert store.append([new("a-1", data={"n": 3})], commit_id="c-2").first_position == 3
         assert [e.commit_id for e in store.read_all()] == [None, "c-1", "c-2"]
+
+    def test_read_commit_returns_the_commits_events(self, store: eb.EventStore) -> None:
+        store.append([new("x-1")], commit_id="c-0")
+        first = store.append([new("a-1", data={"n": 1}), new("b-1")], commit_id="c-1")
+        store.append([new("a-1")])
+        found = store.read_commit("c-1")
+        assert [e.position for e in found] == [first.first_position, first.last_position]
+        assert [e.stream for e in found] == ["a-1", "b-1"]
+        assert all(e.commit_id == "c-1" for e in found)
+        assert found == list(store.read_all(after=first.first_position - 1, limit=2))
+        assert store.read_commit("c-unknown") == []
+
+    def test_read_commit_refuses_a_bad_commit_id(self, store: eb.EventStore) -> None:
+        with pytest.raises(eb.InvalidInput, match="commit id"):
+            store.read_commit("has space")
+
+    def test_system_rejection_streams_are_allowed(self, store: eb.EventStore) -> None:
+        store.append([new("$rejected-a-1")])
+        assert [e.stream for e in store.read_stream("$rejected-a-1")] == ["$rejected-a-1"]
+        with pytest.raises(eb.InvalidInput, match="reserved"):
+            store.append([new("$other-a-1")])

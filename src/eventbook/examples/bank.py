@@ -1,0 +1,163 @@
+"""The bank of seed 001: accounts, deposits, withdrawals and transfers, with overdrafts refused.
+
+Run it from the command line::
+
+    export EVENTBOOK_APP=eventbook.examples.bank:app
+    eventbook --store ./bank run OpenAccount '{"account_id":"a1"}'
+    eventbook --store ./bank run Deposit '{"account_id":"a1","amount":5}'
+    eventbook --store ./bank state account-a1 --json
+    eventbook --store ./bank history account-a1
+
+A transfer is one command that produces two events in two streams, appended in one commit.
+Amounts are integers (cents): money is never a float.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import msgspec
+
+import eventbook as eb
+
+Amount = Annotated[int, msgspec.Meta(gt=0, le=10**15)]
+AccountId = Annotated[str, msgspec.Meta(min_length=1, max_length=100, pattern=r"^[^\s$]+$")]
+
+
+def account_stream(account_id: str) -> str:
+    return f"account-{account_id}"
+
+
+# -- commands (imperative) ---------------------------------------------------------------------
+
+
+class OpenAccount(eb.Command, tag="OpenAccount"):
+    account_id: AccountId
+
+    def streams(self) -> tuple[str, ...]:
+        return (account_stream(self.account_id),)
+
+
+class Deposit(eb.Command, tag="Deposit"):
+    account_id: AccountId
+    amount: Amount
+
+    def streams(self) -> tuple[str, ...]:
+        return (account_stream(self.account_id),)
+
+
+class Withdraw(eb.Command, tag="Withdraw"):
+    account_id: AccountId
+    amount: Amount
+
+    def streams(self) -> tuple[str, ...]:
+        return (account_stream(self.account_id),)
+
+
+class Transfer(eb.Command, tag="Transfer"):
+    from_account: AccountId
+    to_account: AccountId
+    amount: Amount
+
+    def streams(self) -> tuple[str, ...]:
+        if self.from_account == self.to_account:
+            return (account_stream(self.from_account),)
+        return (account_stream(self.from_account), account_stream(self.to_account))
+
+
+# -- events (past tense) -----------------------------------------------------------------------
+
+
+class AccountOpened(eb.Event, tag="AccountOpened"):
+    account_id: str
+
+
+class Deposited(eb.Event, tag="Deposited"):
+    amount: int
+
+
+class Withdrawn(eb.Event, tag="Withdrawn"):
+    amount: int
+
+
+class TransferSent(eb.Event, tag="TransferSent"):
+    to_account: str
+    amount: int
+
+
+class TransferReceived(eb.Event, tag="TransferReceived"):
+    from_account: str
+    amount: int
+
+
+# -- state -------------------------------------------------------------------------------------
+
+
+class Account(msgspec.Struct, frozen=True):
+    account_id: str = ""
+    opened: bool = False
+    balance: int = 0
+    movements: int = 0
+
+
+def evolve(state: Account, event: eb.Event) -> Account:
+    match event:
+        case AccountOpened(account_id=account_id):
+            return Account(account_id, True, 0, 0)
+        case Deposited(amount=amount) | TransferReceived(amount=amount):
+            return msgspec.structs.replace(
+                state, balance=state.balance + amount, movements=state.movements + 1
+            )
+        case Withdrawn(amount=amount) | TransferSent(amount=amount):
+            return msgspec.structs.replace(
+                state, balance=state.balance - amount, movements=state.movements + 1
+            )
+    return state
+
+
+def decide(command: eb.Command, state: Account, ctx: eb.Context) -> eb.Decision:
+    match command:
+        case OpenAccount(account_id=account_id):
+            if state.opened:
+                return eb.Rejected("account_exists", f"account {account_id} is already open")
+            return [AccountOpened(account_id=account_id)]
+    if not state.opened:
+        account = getattr(command, "account_id", None) or getattr(command, "from_account", "?")
+        return eb.Rejected("no_such_account", f"account {account} is not open")
+    match command:
+        case Deposit(amount=amount):
+            return [Deposited(amount=amount)]
+        case Withdraw(amount=amount):
+            if amount > state.balance:
+                return eb.Rejected(
+                    "insufficient_funds", f"balance {state.balance} is less than {amount}"
+                )
+            return [Withdrawn(amount=amount)]
+        case Transfer(from_account=source, to_account=target, amount=amount):
+            if source == target:
+                return eb.Rejected("same_account", "a transfer needs two different accounts")
+            if not ctx.state(account_stream(target)).opened:
+                return eb.Rejected("no_such_account", f"account {target} is not open")
+            if amount > state.balance:
+                return eb.Rejected(
+                    "insufficient_funds", f"balance {state.balance} is less than {amount}"
+                )
+            return [
+                TransferSent(to_account=target, amount=amount),
+                (account_stream(target), TransferReceived(from_account=source, amount=amount)),
+            ]
+    return eb.Rejected("unknown_command", type(command).__name__)
+
+
+accounts = eb.Decider(
+    category="account", initial_state=Account(), decide=decide, evolve=evolve, version="1"
+)
+
+app = eb.Application(
+    name="bank",
+    deciders=[accounts],
+    commands=[OpenAccount, Deposit, Withdraw, Transfer],
+    events=[AccountOpened, Deposited, Withdrawn, TransferSent, TransferReceived],
+    snapshot_every=100,
+    record_rejections=True,
+)
