@@ -807,13 +807,39 @@ def test_demo_runs_twice_and_writes_once(tmp_path: Path) -> None:  # REAL (log b
     store = str(tmp_path / "tour")
     first = CliRunner().invoke(app, ["--store", store, "demo"])
     assert first.exit_code == 0, first.output
-    assert "passbook of account-ada" in first.output
-    assert "WrongExpectedVersion" not in first.output and "stale" in first.output
+    text = " ".join(first.output.split())
+    assert "passbook of account-ada" in text
+    assert "rejected: insufficient_funds" in text
+    assert "account-ada at version 2 had balance 100" in text
+    assert "started from the snapshot at version 4" in text
     again = CliRunner().invoke(app, ["--store", store, "demo"])
     assert again.exit_code == 0, again.output
+    assert " ".join(again.output.split()) == text, "a second run writes nothing new"
     with eb.open_store(store, readonly=True) as book:
-        assert book.head_position() == 5
-        assert [e.data.get("amount") for e in book.read_stream("account-ada")] == [None, 100, 30]
+        assert book.head_position() == 8
+        amounts = [e.data.get("amount") for e in book.read_stream("account-ada")]
+        assert amounts == [None, 100, 30, 50, 25]
+        assert [e.data["code"] for e in book.read_stream("$rejected-account-ada")] == [
+            "insufficient_funds"
+        ]
+
+
+def test_demo_without_a_store_runs_in_a_fresh_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:  # REAL (log backend)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("EVENTBOOK_STORE", raising=False)
+    monkeypatch.setenv("TMPDIR", str(tmp_path))
+    import tempfile
+
+    monkeypatch.setattr(tempfile, "tempdir", None)
+    for _ in range(2):
+        result = CliRunner().invoke(app, ["demo"])
+        assert result.exit_code == 0, result.output
+        assert "ada opens an account: accepted" in result.output
+    made = sorted(p.name for p in tmp_path.iterdir())
+    assert len([m for m in made if m.startswith("eventbook-demo-")]) == 2, made
+    assert "eventbook-data" not in made
 
 
 def test_append_after_a_lost_index_rebuilds_with_progress(  # REAL (log backend)

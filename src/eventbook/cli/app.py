@@ -12,7 +12,7 @@ from typing import Annotated
 import typer
 
 import eventbook
-from eventbook.cli import demo, maintenance, reading, writing
+from eventbook.cli import commands, demo, maintenance, reading, replaying, writing
 from eventbook.cli.errors import EventbookGroup
 from eventbook.cli.stores import Settings
 from eventbook.store.registry import DEFAULT_STORE
@@ -20,7 +20,8 @@ from eventbook.store.registry import DEFAULT_STORE
 app = typer.Typer(
     name="eventbook",
     cls=EventbookGroup,
-    help="eventbook: append, read, follow, verify and repair an event store.",
+    help="eventbook: run commands through deciders; append, read, follow, replay, verify "
+    "and repair an event store.",
     no_args_is_help=True,
     add_completion=False,
     rich_markup_mode="markdown",  # help paragraphs are reflowed to the terminal width
@@ -63,6 +64,12 @@ app.command()(reading.tail)
 app.command()(maintenance.verify)
 app.command()(maintenance.repair)
 app.command()(maintenance.inspect)
+app.command()(commands.run)
+app.command()(commands.state)
+app.command()(commands.history)
+app.command()(replaying.snapshot)
+app.command()(replaying.replay)
+app.command()(replaying.upcast)
 app.command()(demo.demo)
 
 

@@ -1,98 +1,135 @@
-"""`eventbook demo`: a short tour of the store on the embedded default (seed 001's bank).
+"""`eventbook demo`: the bank story of seed 001 on the embedded default, through the engine.
 
-It uses the public API only, and its commits carry ids, so running it twice shows
-idempotency: the second run writes nothing and gets the first results back.
+It opens two accounts, deposits, withdraws, has an overdraft rejected (and recorded), transfers
+money in one commit across two streams, takes a snapshot, and then prints the passbooks, the
+time machine at an earlier version and the snapshot a load starts from. Without `--store` it
+runs in a fresh directory; every command carries an id, so running it again on the same store
+writes nothing and shows the same story.
 """
 
 from __future__ import annotations
+
+import tempfile
 
 import typer
 from rich.table import Table
 
 import eventbook as eb
 from eventbook.cli import output
+from eventbook.cli.apps import remember_app
 from eventbook.cli.options import StoreOption
 from eventbook.cli.stores import open_for_writing, store_url
+from eventbook.examples import bank
+
+APP_PATH = "eventbook.examples.bank:app"
+
+STORY: list[tuple[str, str, dict[str, object]]] = [
+    ("ada opens an account", "OpenAccount", {"account_id": "ada"}),
+    ("bob opens an account", "OpenAccount", {"account_id": "bob"}),
+    ("ada deposits 100", "Deposit", {"account_id": "ada", "amount": 100}),
+    ("ada withdraws 30", "Withdraw", {"account_id": "ada", "amount": 30}),
+    ("ada tries to withdraw 500", "Withdraw", {"account_id": "ada", "amount": 500}),
+    (
+        "ada transfers 50 to bob",
+        "Transfer",
+        {"from_account": "ada", "to_account": "bob", "amount": 50},
+    ),
+]
+AFTER_SNAPSHOT = ("ada deposits 25", "Deposit", {"account_id": "ada", "amount": 25})
 
 
 def demo(ctx: typer.Context, store: StoreOption = None) -> None:
-    """Run a short bank tour on the store: open accounts, deposit, transfer atomically,
-    show a conflict and an idempotent retry, then print the passbooks and the log."""
+    """Run the bank story (seed 001) on the embedded store: commands, a rejected overdraft,
+    an atomic transfer, passbooks, the time machine and a snapshot."""
     console = output.stdout_console()
-    url = store_url(ctx, store)
+    url = _demo_url(ctx, store)
     with open_for_writing(url) as book:
-        console.print(f"[bold]eventbook demo[/] on {book.url}\n")
-        steps = [
-            (
-                "open ada's account",
-                [eb.NewEvent("account-ada", "AccountOpened", {"owner": "ada"})],
-                {"account-ada": eb.NO_STREAM},
-                "demo-open-ada",
-            ),
-            (
-                "open bob's account",
-                [eb.NewEvent("account-bob", "AccountOpened", {"owner": "bob"})],
-                {"account-bob": eb.NO_STREAM},
-                "demo-open-bob",
-            ),
-            (
-                "ada deposits 100",
-                [eb.NewEvent("account-ada", "Deposited", {"amount": 100})],
-                {"account-ada": 1},
-                "demo-deposit-1",
-            ),
-            (
-                "ada transfers 30 to bob: one commit, two streams",
-                [
-                    eb.NewEvent("account-ada", "Withdrawn", {"amount": 30, "to": "account-bob"}),
-                    eb.NewEvent("account-bob", "Deposited", {"amount": 30, "from": "account-ada"}),
-                ],
-                {"account-ada": 2, "account-bob": 1},
-                "demo-transfer-1",
-            ),
-        ]
-        for title, events, expected, commit_id in steps:
-            r = book.append(events, expected=expected, commit_id=commit_id)
-            console.print(
-                f"  {title}: positions {r.first_position}..{r.last_position}, versions {r.versions}"
-            )
-        again = book.append(steps[3][1], expected=steps[3][2], commit_id="demo-transfer-1")
+        remember_app(book, APP_PATH)
+        engine = eb.Engine(bank.app, book)
+        console.print(f"[bold]eventbook demo[/]: the bank of seed 001 on {book.url}\n")
+        for n, (title, command, data) in enumerate(STORY, 1):
+            outcome = engine.run(command, data, command_id=f"demo-{n}")
+            _show(console, title, outcome)
+        again = engine.run(STORY[-1][1], STORY[-1][2], command_id=f"demo-{len(STORY)}")
         console.print(
-            f"  the same transfer again (same commit id): positions "
-            f"{again.first_position}..{again.last_position}, nothing new written"
+            f"  the same transfer sent again (command id {again.command_id}): "
+            f"{'the first outcome, nothing written' if again.duplicate else 'written'}"
         )
-        try:
-            book.append(
-                [eb.NewEvent("account-ada", "Withdrawn", {"amount": 500})],
-                expected={"account-ada": 1},
-            )
-        except eb.WrongExpectedVersion as conflict:
-            console.print(
-                f"  a withdrawal decided on a stale balance is refused: "
-                f"[yellow]{conflict.message}[/]"
-            )
+        after_transfer = outcome.events[0].version  # ada's version after the transfer
+        snap = engine.snapshot("account-ada", eb.Target(at_version=after_transfer))
+        console.print(f"  snapshot of account-ada taken at version {snap.version}")
+        _show(console, *AFTER_SNAPSHOT[:1], engine.run(*AFTER_SNAPSHOT[1:], command_id="demo-7"))
         console.print()
-        for account in ("account-ada", "account-bob"):
-            console.print(_passbook(book, account))
+        for stream in ("account-ada", "account-bob"):
+            console.print(_passbook(engine, stream))
+        past = engine.state("account-ada", eb.Target(at_version=2))
+        now = engine.state("account-ada")
         console.print(
-            f"\nThe global log holds {book.head_position()} events. Try: "
-            f"eventbook --store {url} log | streams | verify"
+            f"\n[bold]time machine[/]: account-ada at version 2 had balance "
+            f"{past.state.balance}; now, at version {now.version}, it has {now.state.balance}."
+        )
+        start = (
+            f"the snapshot at version {now.snapshot.version}"
+            if now.snapshot is not None
+            else "the first event"
+        )
+        console.print(
+            f"[bold]snapshot in use[/]: loading account-ada started from {start} and folded "
+            f"{now.folded} event(s) after it."
+        )
+        console.print(
+            f"\nTry: eventbook --store {url} history account-ada | state account-ada --json | "
+            "state account-ada --at-version 2 | replay --verify | log"
         )
 
 
-def _passbook(book: eb.EventStore, stream: str) -> Table:
+def _demo_url(ctx: typer.Context, store: str | None) -> str:
+    """The store given with --store (here or globally, or in EVENTBOOK_STORE); otherwise a
+    fresh directory, so the story starts from nothing."""
+    if store:
+        return store
+    parent = ctx.parent
+    source = parent.get_parameter_source("store") if parent is not None else None
+    if getattr(source, "name", "DEFAULT") != "DEFAULT":  # typer may vendor its own click
+        return store_url(ctx, None)
+    return tempfile.mkdtemp(prefix="eventbook-demo-")
+
+
+def _show(console: object, title: str, outcome: eb.Outcome) -> None:
+    if outcome.accepted:
+        streams = sorted({e.stream for e in outcome.events})
+        what = f"{', '.join(e.type for e in outcome.events)} in {', '.join(streams)}"
+        first, last = outcome.events[0].position, outcome.position
+        where = f"positions {first}..{last}" if last > first else f"position {first}"
+        result = f"[green]accepted[/]: {what} ({where})"
+    else:
+        assert outcome.rejection is not None
+        result = (
+            f"[red]rejected[/]: {outcome.rejection.code} ({outcome.rejection.detail}), "
+            f"recorded at position {outcome.position}"
+        )
+    console.print(f"  {title}: {result}")  # type: ignore[attr-defined]
+
+
+def _passbook(engine: eb.Engine, stream: str) -> Table:
     table = Table(title=f"passbook of {stream}", title_justify="left")
-    for column in ("version", "position", "type", "amount", "balance"):
-        table.add_column(column, justify="right" if column != "type" else "left")
-    balance = 0
-    for event in book.read_stream(stream):
-        amount = event.data.get("amount", 0)
-        balance += -amount if event.type == "Withdrawn" else amount
+    for column in ("position", "command", "outcome", "amount", "balance"):
+        table.add_column(
+            column, justify="right" if column in ("position", "amount", "balance") else "left"
+        )
+    for entry in engine.history(stream):
+        data = entry.command.get("data", {})
+        outcome = (
+            f"rejected: {entry.rejection['code']}"
+            if entry.rejection
+            else ", ".join(e.type for e in entry.events)
+        )
         table.add_row(
-            str(event.version),
-            str(event.position),
-            event.type,
-            str(amount) if amount else "",
-            str(balance),
+            str(entry.position),
+            entry.command.get("type", ""),
+            outcome,
+            str(data.get("amount", "")),
+            str(entry.state.balance),
+            style="red" if entry.rejection else None,
         )
     return table

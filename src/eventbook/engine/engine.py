@@ -23,7 +23,7 @@ import threading
 import uuid
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime
 from typing import Any
 
@@ -204,6 +204,9 @@ class Engine:
 
     def _outcome_of(self, name: str, command_id: str, prior: list[RecordedEvent]) -> Outcome:
         first = prior[0]
+        recorded = first.metadata.get("command")
+        if isinstance(recorded, dict) and isinstance(recorded.get("type"), str):
+            name = recorded["type"]  # the command handled under this id (a reuse may differ)
         if first.stream.startswith(REJECTED_PREFIX) and first.type == "CommandRejected":
             rejection = Rejected(first.data.get("code", ""), first.data.get("detail", ""))
             return Outcome(command_id, name, False, prior, rejection, duplicate=True)
@@ -260,7 +263,7 @@ class Engine:
                 cached.max_occurred_at,
             )
         folded = fold_stream(self.app, self.store, self.decoder, stream)
-        self._remember(folded)
+        self._remember(replace(folded))  # a copy: the caller's is changed by _after_append
         return folded
 
     def _remember(self, folded: Folded) -> None:
@@ -280,9 +283,9 @@ class Engine:
         """The whole application's state now or at a position or time."""
         return fold_app(self.app, self.store, self.decoder, target, use_snapshots=use_snapshots)
 
-    def snapshot(self, stream: str) -> Folded:
-        """Save a snapshot of a stream's current state now."""
-        folded = self.state(stream)
+    def snapshot(self, stream: str, target: Target = NOW) -> Folded:
+        """Save a snapshot of a stream's state now (or at a version or position)."""
+        folded = self.state(stream, target)
         decider = decider_of(self.app, stream)
         self.store.snapshots().save(folded.to_snapshot(decider, self.clock()))
         return folded

@@ -98,6 +98,7 @@ class Decider:
     decide: Callable[[Any, Any, Context], Decision]
     evolve: Callable[[Any, Any], Any]
     version: str = "1"  # the version of `evolve`; snapshots by another version are ignored
+    describe: Callable[[Any], str] | None = None  # a state in a few words, for passbooks
 
     @property
     def state_type(self) -> type:

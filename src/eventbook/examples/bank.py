@@ -150,7 +150,12 @@ def decide(command: eb.Command, state: Account, ctx: eb.Context) -> eb.Decision:
 
 
 accounts = eb.Decider(
-    category="account", initial_state=Account(), decide=decide, evolve=evolve, version="1"
+    category="account",
+    initial_state=Account(),
+    decide=decide,
+    evolve=evolve,
+    version="1",
+    describe=lambda account: f"balance {account.balance}",
 )
 
 app = eb.Application(
