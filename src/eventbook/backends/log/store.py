@@ -296,7 +296,22 @@ class LogStore(GroupCommit, EventStore):
             positions = self._sindex.positions(stream, first, last)
             if len(positions) < last - first + 1:
                 positions += self._tail.positions(stream, first + len(positions), last)
-        return [self.read_event(p) for p in positions]
+        found: list[RecordedEvent] = []
+        i, count = 0, len(positions)
+        while i < count:  # a run of consecutive positions is one sequential scan
+            j = i
+            while j + 1 < count and positions[j + 1] == positions[j] + 1:
+                j += 1
+            if j == i:
+                found.append(self.read_event(positions[i]))
+            else:
+                segment, offset, length = self._locate(positions[i])
+                chunk = min(limits.read_chunk_bytes, max(length, 4096) * (j - i + 1))
+                found.extend(
+                    self._scan_events(segment, offset, positions[i], positions[j], chunk)
+                )
+            i = j + 1
+        return found
 
     def streams(self) -> Iterator[StreamInfo]:
         self._check_open()
