@@ -74,9 +74,15 @@ def test_readme_python_quick_start_runs(tmp_path: Path, monkeypatch: pytest.Monk
     blocks = _readme_python_blocks()
     assert blocks, "the README has a Python quick start"
     monkeypatch.chdir(tmp_path)  # the quick start opens ./data
+    spaces = []
     for block in blocks:
         namespace: dict[str, object] = {}
         exec(compile(block, "README.md", "exec"), namespace)
+        spaces.append(namespace)
+    engine_tour = next(n for n in spaces if "engine" in n)
+    assert engine_tour["o"].rejection.code == "insufficient_funds"  # type: ignore[attr-defined]
+    assert engine_tour["replica"].state_hash()  # type: ignore[attr-defined]
+    namespace = spaces[0]
     result = namespace["r"]
     assert isinstance(result, eventbook.AppendResult)
     assert (result.first_position, result.last_position) == (1, 1)
