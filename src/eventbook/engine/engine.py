@@ -18,7 +18,6 @@ reloaded.
 from __future__ import annotations
 
 import os
-import random
 import threading
 import uuid
 from collections import OrderedDict
@@ -132,9 +131,7 @@ class Engine:
             folds = {s: self._load(s) for s in streams}
             now = self.clock()
             seed = int.from_bytes(os.urandom(8), "big") >> 1
-            ctx = Context(
-                now, random.Random(seed), seed, command_id, {s: f.state for s, f in folds.items()}
-            )
+            ctx = Context(now, None, seed, command_id, {s: f.state for s, f in folds.items()})
             decider = decider_of(self.app, streams[0])
             decision = decider.decide(command, folds[streams[0]].state, ctx)
             meta = {"command": record, "now": now.isoformat(), "seed": seed}

@@ -16,6 +16,7 @@ so a replay and a re-decision reach the same result (seed 001).
 from __future__ import annotations
 
 import random
+import random as _random_module
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -67,15 +68,35 @@ class CommandRejected(Event, tag="CommandRejected"):
 REJECTED_PREFIX = "$rejected-"
 
 
-@dataclass(frozen=True, slots=True)
 class Context:
-    """All a decider may know beyond the command and the state."""
+    """All a decider may know beyond the command and the state.
 
-    now: datetime  # the engine's clock when the command was handled (recorded)
-    random: random.Random  # seeded; the seed is recorded
-    seed: int
-    command_id: str
-    states: Mapping[str, Any]  # the state of every stream the command names
+    `now`: the engine's clock when the command was handled (recorded with the command).
+    `random`: a `random.Random` seeded with `seed` (recorded), made when first used.
+    `states`: the state of every stream the command names.
+    """
+
+    __slots__ = ("_random", "command_id", "now", "seed", "states")
+
+    def __init__(
+        self,
+        now: datetime,
+        random: random.Random | None,
+        seed: int,
+        command_id: str,
+        states: Mapping[str, Any],
+    ) -> None:
+        self.now = now
+        self._random = random
+        self.seed = seed
+        self.command_id = command_id
+        self.states = states
+
+    @property
+    def random(self) -> random.Random:
+        if self._random is None:
+            self._random = _random_module.Random(self.seed)
+        return self._random
 
     def state(self, stream: str) -> Any:
         try:
