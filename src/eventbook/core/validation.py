@@ -31,7 +31,10 @@ def check_stream_id(stream: object, *, where: str = "stream id") -> str:
     if not isinstance(stream, str):
         raise InvalidInput(f"{where} must be a string, got {type(stream).__name__}")
     encoded = stream.encode("utf-8", "surrogatepass")
-    if not 0 < len(encoded) <= limits.stream_id_bytes_max or _CONTROL.search(stream):
+    longest = limits.stream_id_bytes_max
+    if stream.startswith(SYSTEM_STREAM_PREFIXES):  # `$rejected-` + any valid stream id
+        longest += len(SYSTEM_STREAM_PREFIXES[0])
+    if not 0 < len(encoded) <= longest or _CONTROL.search(stream):
         raise InvalidInput(f"{where} {stream!r} is not allowed: use {STREAM_ID_RULE}")
     if stream != stream.strip() or (
         stream.startswith("$") and not stream.startswith(SYSTEM_STREAM_PREFIXES)

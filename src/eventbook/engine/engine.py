@@ -48,6 +48,7 @@ from eventbook.engine.model import (
     CommandRejected,
     Context,
     Rejected,
+    placed,
 )
 from eventbook.errors import DuplicateCommit, InvalidInput, WrongExpectedVersion
 from eventbook.store.commit import new_event_id
@@ -118,6 +119,11 @@ class Engine:
             decider_of(self.app, stream)
         if occurred_at is not None:
             check_aware(occurred_at, what="occurred_at")
+        if metadata and not {"command", "now", "seed"}.isdisjoint(metadata):
+            raise InvalidInput(
+                "metadata keys 'command', 'now' and 'seed' are recorded by the engine; "
+                f"use other names (got {sorted(metadata)})"
+            )
         if command_id is None:
             command_id = str(uuid.uuid4())
         else:
@@ -125,6 +131,7 @@ class Engine:
             prior = self.store.read_commit(commit_id_of(command_id))
             if prior:
                 return self._outcome_of(name, command_id, prior)
+        extra = dict(metadata) if metadata else {}
         record = {"type": name, "id": command_id, "data": command_data(command)}
         conflict: WrongExpectedVersion | None = None
         for _attempt in range(self.app.retries + 1):
@@ -134,16 +141,14 @@ class Engine:
             ctx = Context(now, None, seed, command_id, {s: f.state for s, f in folds.items()})
             decider = decider_of(self.app, streams[0])
             decision = decider.decide(command, folds[streams[0]].state, ctx)
-            meta = {"command": record, "now": now.isoformat(), "seed": seed}
-            if metadata:
-                meta.update(metadata)
+            meta = {**extra, "command": record, "now": now.isoformat(), "seed": seed}
             expected = {s: f.version for s, f in folds.items()}
             try:
                 if isinstance(decision, Rejected):
                     return self._reject(
                         name, command_id, command, streams[0], decision, meta, expected, occurred_at
                     )
-                events = _placed(decision, streams[0])
+                events = placed(decision, streams[0])
                 new = [
                     NewEvent.of(
                         stream, event, metadata=meta, occurred_at=occurred_at, id=new_event_id()
@@ -282,6 +287,11 @@ class Engine:
 
     def snapshot(self, stream: str, target: Target = NOW) -> Folded:
         """Save a snapshot of a stream's state now (or at a version or position)."""
+        if target.occurred_by is not None:  # that state skips late events: no prefix of the log
+            raise InvalidInput(
+                "a snapshot is the state at a version; give at_version, at_position or as_of, "
+                "not occurred_by"
+            )
         folded = self.state(stream, target)
         decider = decider_of(self.app, stream)
         self.store.snapshots().save(folded.to_snapshot(decider, self.clock()))
@@ -316,24 +326,6 @@ def _streams_of(command: Command) -> tuple[str, ...]:
             f"got {list(streams)}"
         )
     return streams
-
-
-def _placed(decision: object, first: str) -> list[tuple[str, Event]]:
-    if isinstance(decision, Event):
-        return [(first, decision)]
-    placed = []
-    for item in decision:  # type: ignore[union-attr]
-        if isinstance(item, Event):
-            placed.append((first, item))
-        elif isinstance(item, tuple) and len(item) == 2 and isinstance(item[1], Event):
-            placed.append((item[0], item[1]))
-        else:
-            raise TypeError(
-                f"decide must return events, (stream, event) pairs or Rejected; got {item!r}"
-            )
-    if not placed:
-        raise TypeError("decide returned no events; return Rejected(code) to refuse a command")
-    return placed
 
 
 def _recorded(n: NewEvent, result: Any, position: int, version: int) -> RecordedEvent:

@@ -110,6 +110,25 @@ class Context:
 Decision = Sequence[Event | tuple[str, Event]] | Event | Rejected
 
 
+def placed(decision: object, first: str) -> list[tuple[str, Event]]:
+    """The (stream, event) pairs of an accepting decision: plain events go to `first`."""
+    if isinstance(decision, Event):
+        return [(first, decision)]
+    pairs = []
+    for item in decision:  # type: ignore[attr-defined]
+        if isinstance(item, Event):
+            pairs.append((first, item))
+        elif isinstance(item, tuple) and len(item) == 2 and isinstance(item[1], Event):
+            pairs.append((item[0], item[1]))
+        else:
+            raise TypeError(
+                f"decide must return events, (stream, event) pairs or Rejected; got {item!r}"
+            )
+    if not pairs:
+        raise TypeError("decide returned no events; return Rejected(code) to refuse a command")
+    return pairs
+
+
 @dataclass(frozen=True)
 class Decider:
     """The decider of one stream category (streams named `{category}-{id}`)."""

@@ -46,7 +46,8 @@ class Replica:
         self._lock = threading.RLock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        target = Target(at_position=until) if until is not None else Target(at_position=0)
+        # Start from the latest day-end cut-off at or before the pin (or the head), not from 0.
+        target = Target(at_position=until) if until is not None else Target()
         self._folded: AppState = fold_app(
             app, store, self.decoder, target, use_snapshots=use_snapshots
         )
