@@ -17,6 +17,7 @@ reloaded.
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 import uuid
@@ -53,6 +54,8 @@ from eventbook.engine.model import (
 from eventbook.errors import DuplicateCommit, InvalidInput, WrongExpectedVersion
 from eventbook.store.commit import new_event_id
 from eventbook.store.contract import EventStore
+
+log = logging.getLogger("eventbook.engine")
 
 
 def utc_now() -> datetime:
@@ -245,7 +248,10 @@ class Engine:
                 self._remember(fold)
         for fold in crossed:
             decider = decider_of(self.app, fold.stream)
-            self.store.snapshots().save(fold.to_snapshot(decider, self.clock()))
+            try:
+                self.store.snapshots().save(fold.to_snapshot(decider, self.clock()))
+            except Exception as error:  # the command is recorded: a lost snapshot only costs
+                log.warning("snapshot of %s not saved: %s", fold.stream, error)  # replay time
         return recorded
 
     # -- state ------------------------------------------------------------------------------

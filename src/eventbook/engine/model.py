@@ -28,7 +28,7 @@ from eventbook.core.messages import Event, type_name_of
 from eventbook.errors import InvalidInput
 
 
-class Command(msgspec.Struct, frozen=True, kw_only=True):
+class Command(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """Base class for commands: what someone asks the application to do (imperative).
 
     Subclass with a stable type name as the tag, and name the streams the command reads and

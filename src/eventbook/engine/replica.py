@@ -17,9 +17,10 @@ from typing import Any
 from eventbook.core.messages import RecordedEvent
 from eventbook.engine.codec import EventDecoder
 from eventbook.engine.cutoffs import business_day, day_end_position, save_day_end
-from eventbook.engine.folding import AppState, Target, decider_of, fold_app
+from eventbook.engine.folding import AppState, Target, app_code_version, decider_of, fold_app
 from eventbook.engine.model import Application
 from eventbook.store.contract import EventStore
+from eventbook.store.snapshots import DAY_END_KEY, Criteria
 
 
 class Replica:
@@ -48,10 +49,14 @@ class Replica:
         self._thread: threading.Thread | None = None
         # Start from the latest day-end cut-off at or before the pin (or the head), not from 0.
         target = Target(at_position=until) if until is not None else Target()
+        if until is None and save_day_ends:  # stop at the cut-off: the midnights after it are saved
+            cut = store.snapshots().latest(DAY_END_KEY, app_code_version(app), Criteria())
+            target = Target(at_position=cut.position if cut and use_snapshots else 0)
         self._folded: AppState = fold_app(
             app, store, self.decoder, target, use_snapshots=use_snapshots
         )
         self.label = ""
+        self.error: Exception | None = None  # why the follower thread stopped, if it failed
 
     @classmethod
     def at_day_end(cls, app: Application, store: EventStore, day: date) -> Replica:
@@ -89,6 +94,8 @@ class Replica:
 
     def _apply(self, rec: RecordedEvent) -> None:
         with self._lock:
+            if rec.position <= self._folded.position:
+                return  # catch_up() and the follower thread both read: each event counts once
             last = self._folded.recorded_at
             if self.save_day_ends and last is not None:
                 self._save_crossed_midnight(last, rec.recorded_at)
@@ -108,6 +115,12 @@ class Replica:
         self._thread.start()
 
     def _follow(self) -> None:
+        try:
+            self._follow_log()
+        except Exception as error:  # kept and raised by wait_for: never a silent stop
+            self.error = error
+
+    def _follow_log(self) -> None:
         with self.store.subscribe(after=self.position, idle_timeout=0.1) as events:
             while not self._stop.is_set() and not self.store.closed:
                 for rec in events:
@@ -121,6 +134,8 @@ class Replica:
         """Block until the replica has executed `position` (read-your-writes)."""
         deadline = time.monotonic() + timeout
         while self.position < position and time.monotonic() < deadline:
+            if self.error is not None:
+                raise self.error
             self._stop.wait(0.002)
         return self.position >= position
 
