@@ -1,11 +1,14 @@
-"""eventbook as the benchmarks drive it: through its public API only (`eventbook.open_store`)."""
+"""eventbook as the benchmarks drive it: through its public API only (`eventbook.open_store`,
+and `eventbook.Engine` running the bank example's commands)."""
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import eventbook as eb
+from eventbook.examples import bank
 
 LABEL = "eventbook"
 STREAM_EVENTS = 100  # events per stream when loading, like the peer's 100 events per aggregate
@@ -66,3 +69,54 @@ def open_close(location: str) -> None:
     store = open_ours(location)
     store.head_position()
     store.close()
+
+
+# -- the command engine (bank example) ----------------------------------------------------------
+
+
+def bank_app(snapshot_every: int) -> eb.Application:
+    """The bank example's application, saving a stream's state every `snapshot_every` events."""
+    return dataclasses.replace(bank.app, snapshot_every=snapshot_every)
+
+
+def account_stream(account: str) -> str:
+    return bank.account_stream(account)
+
+
+def load_account(
+    engine: eb.Engine,
+    account: str,
+    events: int,
+    on_command: Callable[[int], None] | None = None,
+    interleave: int = 0,
+) -> None:
+    """A stream of `events` events written through the engine, one command (and commit) per
+    event: OpenAccount, then Deposits; `on_command(1)` after each. With `interleave`, that
+    many Deposits on another account follow each one, so the stream's events are not
+    neighbours in the log (as when many accounts are busy at once)."""
+    engine.execute(bank.OpenAccount(account_id=account))
+    deposit = bank.Deposit(account_id=account, amount=1)
+    other = bank.Deposit(account_id=f"{account}-other", amount=1)
+    if interleave:
+        engine.execute(bank.OpenAccount(account_id=other.account_id))
+    for _ in range(events - 1):
+        engine.execute(deposit)
+        for _ in range(interleave):
+            engine.execute(other)
+        if on_command is not None:
+            on_command(1)
+
+
+def depositor(engine: eb.Engine, writer: int) -> Callable[[int], None]:
+    """A function that handles `count` Deposit commands on this writer's account (opened here),
+    one command (and one commit) each."""
+    account = f"w{writer}"
+    engine.execute(bank.OpenAccount(account_id=account))
+    deposit = bank.Deposit(account_id=account, amount=1)
+    execute = engine.execute
+
+    def handle(count: int) -> None:
+        for _ in range(count):
+            execute(deposit)
+
+    return handle

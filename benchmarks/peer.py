@@ -8,6 +8,9 @@ default. `settings()` reads both PRAGMAs from the running connection so each run
 Two layers are measured: an `Application` saving a simple `Aggregate` (what a user of the
 library writes; the figure the ratios use) and, for context, its `SQLiteApplicationRecorder`
 fed with ready-made `StoredEvent`s (the library's floor: no aggregate, no mapper).
+
+For the command engine's benchmark, `open_app(db, snapshot_every=100)` gives the application
+`snapshotting_intervals = {Account: 100}`: the library's own snapshotting, in the same file.
 """
 
 from __future__ import annotations
@@ -41,9 +44,19 @@ class BenchApp(Application[Any]):
     pass
 
 
-def open_app(db_path: Path | str) -> BenchApp:
-    return BenchApp(
-        env={"PERSISTENCE_MODULE": "eventsourcing.sqlite", "SQLITE_DBNAME": str(db_path)}
+def open_app(db_path: Path | str, snapshot_every: int = 0) -> BenchApp:
+    """The application on `db_path`; with `snapshot_every`, an `Account` is snapshotted each
+    time its version reaches a multiple of it (`snapshotting_intervals`), and loads start from
+    the latest snapshot."""
+    env = {"PERSISTENCE_MODULE": "eventsourcing.sqlite", "SQLITE_DBNAME": str(db_path)}
+    if not snapshot_every:
+        return BenchApp(env=env)
+    return snapshotting_app_class(snapshot_every)(env=env)
+
+
+def snapshotting_app_class(snapshot_every: int) -> type[BenchApp]:
+    return type(
+        "SnapshottingBenchApp", (BenchApp,), {"snapshotting_intervals": {Account: snapshot_every}}
     )
 
 
@@ -119,6 +132,35 @@ def load(
         done += count
         if on_commit is not None:
             on_commit(count)
+
+
+def load_account(
+    app: BenchApp,
+    events: int,
+    batch: int,
+    on_commit: Callable[[int], None] | None = None,
+    interleave: int = 0,
+) -> Any:
+    """One Account of `events` events (Created, then Deposited), `batch` events per save;
+    returns its id. With `interleave`, each save also holds that many events of another
+    Account per event of this one."""
+    account = Account()
+    other = Account() if interleave else None
+    pending = 1
+    done = 0
+    while done < events:
+        while pending < batch and done + pending < events:
+            account.deposit(1)
+            pending += 1
+        if other is not None:
+            for _ in range(pending * interleave):
+                other.deposit(1)
+        app.save(account, other)
+        done += pending
+        if on_commit is not None:
+            on_commit(pending)
+        pending = 0
+    return account.id
 
 
 def read_all(app: BenchApp, page: int) -> Iterator[Any]:

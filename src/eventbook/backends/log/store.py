@@ -307,9 +307,7 @@ class LogStore(GroupCommit, EventStore):
             else:
                 segment, offset, length = self._locate(positions[i])
                 chunk = min(limits.read_chunk_bytes, max(length, 4096) * (j - i + 1))
-                found.extend(
-                    self._scan_events(segment, offset, positions[i], positions[j], chunk)
-                )
+                found.extend(self._scan_events(segment, offset, positions[i], positions[j], chunk))
             i = j + 1
         return found
 
