@@ -1,11 +1,14 @@
 """The layers of DESIGN.md, checked: imports point downward only, and the tree is ruff-clean.
 
-    cli/                         edges: nothing imports them
-    backends/*                   import the port (store/) and core/ only, never each other
-    store/ (the port)            imports core/ and the leaves; names backends only in registry
-    core/                        imports nothing of eventbook but the leaves
-    errors.py limits.py          leaves
-    testing/                     never imports a backend
+cli/                         edges: nothing imports them
+backends/*                   import the port (store/) and core/ only, never each other
+store/ (the port)            imports core/ and the leaves; names backends only in registry
+projections/ read_models/    the query side: import engine/, the port and core/, never a backend
+engine/                      the command side: imports the port and core/, never a backend
+examples/                    the public API only (`import eventbook`)
+core/                        imports nothing of eventbook but the leaves
+errors.py limits.py          leaves
+testing/                     never imports a backend
 """
 
 from __future__ import annotations
@@ -89,6 +92,31 @@ def test_a_backend_imports_the_port_and_the_core_only(backend: str) -> None:
 def test_testing_never_imports_a_backend() -> None:
     bad = [v for v in _violations("eventbook.testing", ("eventbook",)) if "backends" in v]
     assert bad == [v for v in bad if v.endswith("eventbook.backends.log.fileio")]  # fault layer
+
+
+def test_the_command_side_imports_the_port_and_the_core_only() -> None:
+    allowed = ("eventbook.engine", "eventbook.store", "eventbook.core", "eventbook.errors")
+    allowed += ("eventbook.limits",)
+    assert _violations("eventbook.engine", allowed) == []
+
+
+@pytest.mark.parametrize("layer", ["eventbook.projections", "eventbook.read_models"])
+def test_the_query_side_names_no_backend(layer: str) -> None:
+    allowed = ("eventbook.projections", "eventbook.read_models", "eventbook.engine")
+    allowed += ("eventbook.store", "eventbook.core", "eventbook.errors", "eventbook.limits")
+    assert _violations(layer, allowed) == []
+
+
+def test_examples_use_the_public_api_only() -> None:
+    assert _violations("eventbook.examples", ("eventbook.examples", "eventbook")) == []
+    for module, names in IMPORTS.items():
+        if module.startswith("eventbook.examples"):
+            assert names <= {"eventbook"} | {
+                n for n in names if n.startswith("eventbook.examples")
+            }, (
+                module,
+                names,
+            )
 
 
 def test_nothing_imports_the_cli() -> None:

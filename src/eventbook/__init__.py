@@ -37,6 +37,7 @@ from eventbook.errors import (
     Timeout,
     WrongExpectedVersion,
 )
+from eventbook.projections import Projection, ProjectionRunner, projection
 from eventbook.store import (
     ANY,
     EXISTS,
@@ -72,6 +73,8 @@ __all__ = [
     "InvalidInput",
     "NewEvent",
     "Outcome",
+    "Projection",
+    "ProjectionRunner",
     "RecordedEvent",
     "Rejected",
     "Replica",
@@ -88,5 +91,6 @@ __all__ = [
     "Timeout",
     "WrongExpectedVersion",
     "open_store",
+    "projection",
     "state_hash",
 ]

@@ -46,3 +46,6 @@ wait_seconds_max = 3600.0  # longest bounded wait a caller may ask for
 # Commands (the engine)
 command_id_chars_max = 100  # characters of a command id (its commit id is "cmd:" + it)
 engine_cache_streams_max = 100_000  # stream states an engine keeps in memory
+
+# Projections
+projection_batch_events_max = 1000  # events applied in one read-model transaction

@@ -155,6 +155,7 @@ class Application:
     `snapshot_every`: a stream's state is saved every this many events (0: never).
     `record_rejections`: rejected commands are recorded as NOP events (seed 001).
     `business_tz`: the time zone whose midnight ends a business day (day-end cut-offs).
+    `projections`: the read models kept from the log (`eventbook.Projection`).
     """
 
     name: str
@@ -166,6 +167,7 @@ class Application:
     business_tz: str = "UTC"
     retries: int = 5
     upcasters: dict[tuple[str, int], Upcaster] = field(default_factory=dict)
+    projections: Sequence[Any] = ()  # eventbook.Projection: the read models kept from the log
 
     def __post_init__(self) -> None:
         self.by_category = {d.category: d for d in self.deciders}

@@ -158,6 +158,77 @@ accounts = eb.Decider(
     describe=lambda account: f"balance {account.balance}",
 )
 
+# -- projections (the query side) --------------------------------------------------------------
+
+
+def _account_of(recorded: eb.RecordedEvent) -> str:
+    return recorded.stream.removeprefix("account-")
+
+
+def _movement(event: eb.Event) -> int:
+    match event:
+        case Deposited(amount=amount) | TransferReceived(amount=amount):
+            return amount
+        case Withdrawn(amount=amount) | TransferSent(amount=amount):
+            return -amount
+    return 0
+
+
+MOVEMENTS = ["Deposited", "Withdrawn", "TransferSent", "TransferReceived"]
+
+
+@eb.projection(
+    "balances",
+    handles=["AccountOpened", *MOVEMENTS],
+    tables={
+        "balances": "account_id TEXT PRIMARY KEY, balance INTEGER NOT NULL, "
+        "movements INTEGER NOT NULL, position INTEGER NOT NULL"
+    },
+)
+def balances(tx, event: eb.Event, recorded: eb.RecordedEvent) -> None:
+    """Every account's balance: one row per account, O(1) by account id."""
+    account = _account_of(recorded)
+    if isinstance(event, AccountOpened):
+        tx.execute("INSERT INTO {balances} VALUES (?, 0, 0, ?)", (account, recorded.position))
+        return
+    tx.execute(
+        "UPDATE {balances} SET balance = balance + ?, movements = movements + 1, position = ? "
+        "WHERE account_id = ?",
+        (_movement(event), recorded.position, account),
+    )
+
+
+@eb.projection(
+    "passbook",
+    handles=MOVEMENTS,
+    tables={
+        "passbook": "position INTEGER PRIMARY KEY, account_id TEXT NOT NULL, "
+        "kind TEXT NOT NULL, amount INTEGER NOT NULL, balance INTEGER NOT NULL, "
+        "recorded_at TEXT NOT NULL"
+    },
+    setup=lambda tx: tx.execute("CREATE INDEX {passbook}_account ON {passbook} (account_id)"),
+)
+def passbook(tx, event: eb.Event, recorded: eb.RecordedEvent) -> None:
+    """Seed 000's passbook (存摺): every movement with the running balance."""
+    account = _account_of(recorded)
+    row = tx.execute(
+        "SELECT balance FROM {passbook} WHERE account_id = ? ORDER BY position DESC LIMIT 1",
+        (account,),
+    ).fetchone()
+    amount = _movement(event)
+    tx.execute(
+        "INSERT INTO {passbook} VALUES (?, ?, ?, ?, ?, ?)",
+        (
+            recorded.position,
+            account,
+            recorded.type,
+            amount,
+            (row[0] if row else 0) + amount,
+            recorded.recorded_at.isoformat(),
+        ),
+    )
+
+
 app = eb.Application(
     name="bank",
     deciders=[accounts],
@@ -165,4 +236,5 @@ app = eb.Application(
     events=[AccountOpened, Deposited, Withdrawn, TransferSent, TransferReceived],
     snapshot_every=100,
     record_rejections=True,
+    projections=[balances, passbook],
 )

@@ -1,0 +1,109 @@
+"""What a projection declares: a name, a version, the event types it handles, a handler.
+
+A projection keeps a read model (seed 002's query side) up to date from the global log. Its
+handler gets a transaction of its read model (`tx`), the typed event (decoded through the
+application's upcasters; None for events of types the application does not declare) and the
+recorded event. The runner writes the checkpoint in the same transaction as the handler's
+changes, so each event's effect is applied exactly once.
+
+Bumping `version` rebuilds the projection from position 0 into a new generation of its tables
+while the old generation keeps serving, then switches (blue/green).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from eventbook.core.messages import RecordedEvent
+from eventbook.errors import InvalidInput
+
+Handler = Callable[[Any, Any, RecordedEvent], None]
+
+
+@dataclass(frozen=True)
+class Projection:
+    """A read model kept from the log.
+
+    `target`: which read model holds it: "sqlite" (tables; the embedded default), "fts" (SQLite
+    FTS5 full-text tables, same file) or "redis" (key-value).
+    `tables`: for SQL targets, table name -> column definitions (the CREATE TABLE body); each
+    generation gets its own physical tables and the plain names are views on the active one.
+    `handles`: the event types it handles (empty: every event).
+    """
+
+    name: str
+    handler: Handler
+    version: int = 1
+    handles: frozenset[str] = frozenset()
+    target: str = "sqlite"
+    tables: dict[str, str] = field(default_factory=dict)
+    setup: Callable[[Any], None] | None = None  # extra set-up in a new generation (indexes)
+
+    def __post_init__(self) -> None:
+        if not self.name.isidentifier() or self.name.startswith("eventbook"):
+            raise InvalidInput(
+                f"projection name {self.name!r} must be an identifier (letters, digits, '_') "
+                "not starting with 'eventbook'"
+            )
+        if type(self.version) is not int or self.version < 1:
+            raise InvalidInput(f"projection {self.name}: version must be an integer >= 1")
+        object.__setattr__(self, "handles", frozenset(self.handles))
+
+    def wants(self, event_type: str) -> bool:
+        return not self.handles or event_type in self.handles
+
+
+def projection(
+    name: str,
+    *,
+    version: int = 1,
+    handles: Iterable[str] = (),
+    target: str = "sqlite",
+    tables: dict[str, str] | None = None,
+    setup: Callable[[Any], None] | None = None,
+) -> Callable[[Handler], Projection]:
+    """Declare a projection with a decorator::
+
+    @eb.projection("balances", handles=["Deposited", "Withdrawn"],
+                   tables={"balances": "account_id TEXT PRIMARY KEY, balance INTEGER NOT NULL"})
+    def balances(tx, event, recorded): ...
+    """
+
+    def declare(handler: Handler) -> Projection:
+        return Projection(
+            name, handler, version, frozenset(handles), target, dict(tables or {}), setup
+        )
+
+    return declare
+
+
+@dataclass
+class Generation:
+    """One generation of a projection's read model, and its checkpoint."""
+
+    name: str
+    generation: int
+    version: int
+    position: int = 0  # the checkpoint: every event up to here is applied
+    active: bool = False  # the one queries see
+    status: str = "running"  # running | stopped
+    error: str = ""
+    failed_position: int = 0
+    updated_at: datetime | None = None
+
+
+@dataclass
+class ProjectionStatus:
+    name: str
+    version: int
+    target: str
+    position: int  # the active generation's checkpoint
+    lag: int  # events behind the head
+    lag_seconds: float  # how long ago the oldest unapplied event was recorded (0 if none)
+    status: str  # running | stopped | rebuilding | new
+    error: str = ""
+    failed_position: int = 0
+    rebuilding: Generation | None = None

@@ -1,0 +1,69 @@
+"""The one interface every read-model target offers the projection runner.
+
+A target keeps, per projection, generations of its data (tables, keys) and each generation's
+checkpoint, and applies a batch of events **and** the new checkpoint in one transaction: either
+both are kept or neither. One generation is active (what queries see); a rebuild fills a new
+generation while the active one keeps serving, then `activate` switches and drops the old.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Sequence
+from typing import Any
+
+from eventbook.core.messages import RecordedEvent
+from eventbook.projections.model import Generation, Projection
+
+Batch = Sequence[tuple[RecordedEvent, Any]]  # (recorded event, typed event or None)
+
+
+class AlreadyApplied(Exception):
+    """The checkpoint moved under this runner: another runner applied the batch."""
+
+    def __init__(self, name: str, generation: int, after: int) -> None:
+        super().__init__(f"projection {name} generation {generation} is no longer at {after}")
+
+
+class ReadModel(abc.ABC):
+    kind: str  # "sqlite", "fts", "redis", ...
+
+    @abc.abstractmethod
+    def generations(self, name: str) -> list[Generation]:
+        """Every generation of a projection, oldest first."""
+
+    @abc.abstractmethod
+    def create_generation(self, projection: Projection, *, active: bool) -> Generation:
+        """A new, empty generation at position 0 (its tables made); active if asked."""
+
+    @abc.abstractmethod
+    def apply(
+        self, projection: Projection, generation: int, batch: Batch, after: int, through: int
+    ) -> None:
+        """Run the handler on each event of the batch and move the checkpoint from `after` to
+        `through`, in one transaction. If the checkpoint is no longer `after` (another runner
+        got there first) nothing is kept and `AlreadyApplied` is raised; on any other error
+        nothing is kept and the error is raised."""
+
+    @abc.abstractmethod
+    def activate(self, name: str, generation: int) -> None:
+        """Make a generation the one queries see, and drop the others, atomically."""
+
+    @abc.abstractmethod
+    def drop(self, name: str, generation: int | None = None) -> None:
+        """Remove one generation (or all of a projection's) with its data."""
+
+    @abc.abstractmethod
+    def mark_failed(self, name: str, generation: int, position: int, error: str) -> None:
+        """Stop a generation at the event that keeps failing."""
+
+    @abc.abstractmethod
+    def clear_failure(self, name: str, generation: int) -> None: ...
+
+    def drift(self, projection: Projection, generation: int) -> str | None:
+        """Why the generation's storage no longer matches the projection (altered by hand),
+        or None when it matches."""
+        return None
+
+    def close(self) -> None:  # noqa: B027 - most targets hold a connection; some hold nothing
+        """Release connections. Idempotent."""
