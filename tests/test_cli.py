@@ -98,7 +98,12 @@ def test_every_command_has_help(command: str) -> None:
     result = run(command, "--help")
     assert result.exit_code == 0
     assert "Usage" in result.output
-    assert "--store" in result.output
+    click_command = typer.main.get_command(app).commands[command]  # type: ignore[attr-defined]
+    for sub in getattr(click_command, "commands", {}):  # a group: each of its commands
+        sub_help = run(command, sub, "--help")
+        assert sub_help.exit_code == 0 and "--store" in sub_help.output, (command, sub)
+    if not hasattr(click_command, "commands"):
+        assert "--store" in result.output
 
 
 def test_top_level_help_and_version() -> None:

@@ -14,6 +14,7 @@ import typer
 import eventbook
 from eventbook.cli import commands, demo, maintenance, reading, replaying, writing
 from eventbook.cli.errors import EventbookGroup
+from eventbook.cli.projections import projections_app
 from eventbook.cli.stores import Settings
 from eventbook.store.registry import DEFAULT_STORE
 
@@ -71,6 +72,7 @@ app.command()(replaying.snapshot)
 app.command()(replaying.replay)
 app.command()(replaying.upcast)
 app.command()(demo.demo)
+app.add_typer(projections_app)
 
 
 def main() -> None:
