@@ -4,11 +4,13 @@ Run it from the command line::
 
     export EVENTBOOK_APP=eventbook.examples.shop:app
     eventbook --store ./shop run RegisterCustomer '{"customer_id":"c1","credit_limit":1000}'
-    eventbook --store ./shop run CreateOrder '{"order_id":"o1","customer_id":"c1","total":300}'
+    eventbook --store ./shop run CreateOrder \
+        '{"order_id":"o1","customer_id":"c1","total":300,"note":"gift wrap, please"}'
     eventbook --store ./shop run ReserveCredit '{"customer_id":"c1","order_id":"o1","amount":300}'
     eventbook --store ./shop run ApproveOrder '{"order_id":"o1"}'
     eventbook --store ./shop state customer-c1 --json
     eventbook --store ./shop history order-o1
+    eventbook --store ./shop projections run
 
 Two deciders, one per aggregate, and every command changes one aggregate (seed 004): an order
 (`order-{id}`) is created PENDING, then approved or rejected, and may be cancelled; a customer
@@ -16,6 +18,10 @@ Two deciders, one per aggregate, and every command changes one aggregate (seed 0
 not a rejected command but a fact, `CreditLimitExceeded`, which the order saga reacts to by
 rejecting the order (as it reacts to `CreditReserved` by approving it, and to a cancelled order
 by releasing its credit). Amounts are integers (cents): money is never a float.
+
+The query side: `orders_by_customer` (a SQLite table of every order with its customer and
+status) and `order_notes` (SQLite FTS5 full-text search over the orders' notes, searched with
+`eventbook.read_models.fts.search`).
 """
 
 from __future__ import annotations
@@ -32,6 +38,7 @@ Limit = Annotated[int, msgspec.Meta(ge=0, le=10**15)]
 # stay within the store's 255 UTF-8 bytes whatever the characters.
 Id = Annotated[str, msgspec.Meta(min_length=1, max_length=50, pattern=r"^[^\s$]+$")]
 Reason = Annotated[str, msgspec.Meta(max_length=1000)]
+Note = Annotated[str, msgspec.Meta(max_length=1000)]
 
 
 def customer_stream(customer_id: str) -> str:
@@ -57,6 +64,7 @@ class CreateOrder(eb.Command, tag="CreateOrder"):
     order_id: Id
     customer_id: Id
     total: Amount
+    note: Note = ""  # free text from the customer, searchable (the order_notes projection)
 
     def streams(self) -> tuple[str, ...]:
         # the customer is read (it must exist) but not written
@@ -130,6 +138,7 @@ class OrderCreated(eb.Event, tag="OrderCreated"):
     order_id: str
     customer_id: str
     total: int
+    note: str = ""  # added later: events stored without it read as ""
 
 
 class OrderApproved(eb.Event, tag="OrderApproved"):
@@ -230,12 +239,14 @@ def evolve_order(state: Order, event: eb.Event) -> Order:
 
 def decide_order(command: eb.Command, state: Order, ctx: eb.Context) -> eb.Decision:
     match command:
-        case CreateOrder(order_id=order_id, customer_id=customer_id, total=total):
+        case CreateOrder(order_id=order_id, customer_id=customer_id, total=total, note=note):
             if state.status != "NONE":
                 return eb.Rejected("order_exists", f"order {order_id} exists ({state.status})")
             if not ctx.state(customer_stream(customer_id)).registered:
                 return eb.Rejected("no_such_customer", f"customer {customer_id} is not registered")
-            return [OrderCreated(order_id=order_id, customer_id=customer_id, total=total)]
+            return [
+                OrderCreated(order_id=order_id, customer_id=customer_id, total=total, note=note)
+            ]
     order_id = getattr(command, "order_id", "?")
     if state.status == "NONE":
         return eb.Rejected("no_such_order", f"order {order_id} does not exist")
@@ -277,6 +288,66 @@ orders = eb.Decider(
     describe=lambda order: f"{order.status.lower()} {order.total}",
 )
 
+# -- projections (the query side) --------------------------------------------------------------
+
+ORDER_EVENTS = ["OrderCreated", "OrderApproved", "OrderRejected", "OrderCancelled"]
+ORDER_STATUS = {
+    "OrderApproved": "APPROVED",
+    "OrderRejected": "REJECTED",
+    "OrderCancelled": "CANCELLED",
+}
+
+
+def _order_of(recorded: eb.RecordedEvent) -> str:
+    return recorded.stream.removeprefix("order-")
+
+
+@eb.projection(
+    "orders_by_customer",
+    handles=ORDER_EVENTS,
+    tables={
+        "orders_by_customer": "order_id TEXT PRIMARY KEY, customer_id TEXT NOT NULL, "
+        "total INTEGER NOT NULL, status TEXT NOT NULL, note TEXT NOT NULL, "
+        "position INTEGER NOT NULL"
+    },
+    setup=lambda tx: tx.execute(
+        "CREATE INDEX {orders_by_customer}_customer ON {orders_by_customer} (customer_id)"
+    ),
+)
+def orders_by_customer(tx, event: eb.Event, recorded: eb.RecordedEvent) -> None:
+    """Every order with its customer and status (PENDING, APPROVED, REJECTED, CANCELLED, as
+    the order's state), by customer: `SELECT ... FROM orders_by_customer WHERE customer_id=?`.
+    `position` is the last event that changed the row."""
+    if isinstance(event, OrderCreated):
+        tx.execute(
+            "INSERT INTO {orders_by_customer} VALUES (?, ?, ?, 'PENDING', ?, ?)",
+            (event.order_id, event.customer_id, event.total, event.note, recorded.position),
+        )
+        return
+    tx.execute(
+        "UPDATE {orders_by_customer} SET status = ?, position = ? WHERE order_id = ?",
+        (ORDER_STATUS[recorded.type], recorded.position, _order_of(recorded)),
+    )
+
+
+@eb.projection(
+    "order_notes",
+    target="fts",
+    handles=["OrderCreated"],
+    tables={"order_notes": "fts5(note, order_id UNINDEXED, customer_id UNINDEXED)"},
+)
+def order_notes(tx, event: eb.Event, recorded: eb.RecordedEvent) -> None:
+    """Full-text search over order notes (SQLite FTS5), one row per order that has a note::
+
+    eventbook.read_models.fts.search(model, "order_notes", "order_notes", "gift wrap*")
+    """
+    if isinstance(event, OrderCreated) and event.note.strip():
+        tx.execute(
+            "INSERT INTO {order_notes} (note, order_id, customer_id) VALUES (?, ?, ?)",
+            (event.note, event.order_id, event.customer_id),
+        )
+
+
 app = eb.Application(
     name="shop",
     deciders=[customers, orders],
@@ -301,4 +372,5 @@ app = eb.Application(
     ],
     snapshot_every=100,
     record_rejections=True,
+    projections=[orders_by_customer, order_notes],
 )

@@ -10,6 +10,10 @@ which are then applied again.
 
 Handlers get a `SqliteTx`: `tx.execute(sql, params)` where `{table}` in the SQL names the
 generation's physical table.
+
+A table whose declaration starts with `fts5(` (e.g. `"fts5(note, order_id UNINDEXED)"`) is an
+FTS5 full-text virtual table (`CREATE VIRTUAL TABLE ... USING fts5(...)`); see
+`eventbook.read_models.fts` for searching it.
 """
 
 from __future__ import annotations
@@ -45,6 +49,14 @@ _PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
 def physical(table: str, name: str, generation: int) -> str:
     """The physical table of a projection's generation; the plain name is a view on it."""
     return f"{table}__{name}__g{generation}"
+
+
+def create_sql(table: str, columns: str) -> str:
+    """The statement that makes a generation's table: a column list makes a plain table; a
+    declaration starting with `fts5(` an FTS5 full-text virtual table."""
+    if columns.lstrip().lower().startswith("fts5("):
+        return f"CREATE VIRTUAL TABLE {table} USING {columns.strip()}"
+    return f"CREATE TABLE {table} ({columns})"
 
 
 def _view_of(table: str, name: str) -> str:
@@ -147,7 +159,7 @@ class SqliteReadModel(ReadModel):
             tables = self._tables(projection, generation)
             for table, columns in projection.tables.items():
                 db.execute(f"DROP TABLE IF EXISTS {tables[table]}")
-                db.execute(f"CREATE TABLE {tables[table]} ({columns})")
+                db.execute(create_sql(tables[table], columns))
             if projection.setup is not None:
                 projection.setup(SqliteTx(db, tables))
             db.execute(
@@ -252,7 +264,7 @@ class SqliteReadModel(ReadModel):
                 row = self.db.execute(
                     "SELECT sql FROM sqlite_master WHERE type='table' AND name=?", (name,)
                 ).fetchone()
-            want = f"CREATE TABLE {name} ({columns})"
+            want = create_sql(name, columns)
             if row is None:
                 return f"table {table} ({name}) is missing"
             if " ".join(row[0].split()) != " ".join(want.split()):
