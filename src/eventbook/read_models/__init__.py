@@ -3,8 +3,10 @@ default), SQLite FTS5 full-text tables, and Redis key-value views."""
 
 from __future__ import annotations
 
+import os
 import uuid
 from pathlib import Path
+from typing import Any
 
 from eventbook.errors import InvalidInput
 from eventbook.read_models.base import AlreadyApplied, Batch, ReadModel
@@ -21,28 +23,72 @@ def sqlite_path(store: EventStore) -> str:
     return f"file:eventbook-read-models-{uuid.uuid4().hex}?mode=memory&cache=shared"
 
 
+REDIS_URL_ENV = "EVENTBOOK_REDIS_URL"
+
+
 def open_read_models(
-    store: EventStore, kinds: set[str], *, sqlite: str | None = None, readonly: bool = False
+    store: EventStore,
+    kinds: set[str],
+    *,
+    sqlite: str | None = None,
+    redis: str | None = None,
+    readonly: bool = False,
 ) -> dict[str, ReadModel]:
-    """The read models a set of projections needs, opened for this store."""
+    """The read models a set of projections needs, opened for this store.
+
+    `redis`: the Redis server of "redis" projections (else `EVENTBOOK_REDIS_URL`)."""
+    unknown = kinds - {"sqlite", "fts", "redis"}
+    if unknown:
+        raise InvalidInput(
+            f"read-model targets {sorted(unknown)} are not available here; known: sqlite, fts, "
+            "redis"
+        )
+    url = None
+    if "redis" in kinds:
+        url = redis or os.environ.get(REDIS_URL_ENV)
+        if not url:
+            raise InvalidInput(
+                "a projection with target 'redis' needs a Redis server: give its URL "
+                f"(redis='redis://127.0.0.1:6379/0') or set {REDIS_URL_ENV}"
+            )
     opened: dict[str, ReadModel] = {}
     if kinds & {"sqlite", "fts"}:
         model = SqliteReadModel(sqlite or sqlite_path(store), readonly=readonly)
         opened["sqlite"] = model
         if "fts" in kinds:
             opened["fts"] = model
-    unknown = kinds - {"sqlite", "fts"}
-    if unknown:
-        raise InvalidInput(
-            f"read-model targets {sorted(unknown)} are not available here; known: sqlite, fts"
-        )
+    if url is not None:
+        try:
+            opened["redis"] = _redis_model()(url)
+        except BaseException:
+            for model in opened.values():
+                model.close()
+            raise
     return opened
+
+
+def _redis_model() -> Any:
+    """RedisReadModel, imported on first use: redis-py is the optional `redis` extra."""
+    try:
+        from eventbook.read_models.redis import RedisReadModel
+    except ImportError as exc:
+        raise InvalidInput(
+            f"the Redis read model needs redis-py ({exc}); pip install 'eventbook[redis]'"
+        ) from exc
+    return RedisReadModel
+
+
+def __getattr__(name: str) -> Any:
+    if name == "RedisReadModel":
+        return _redis_model()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 __all__ = [
     "AlreadyApplied",
     "Batch",
     "ReadModel",
+    "RedisReadModel",
     "SqliteReadModel",
     "SqliteTx",
     "open_read_models",
