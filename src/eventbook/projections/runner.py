@@ -166,8 +166,8 @@ class ProjectionRunner:
     ) -> tuple[int, int, bool]:
         """Apply a batch; returns (events handled, position reached, stopped)."""
         model = self.model(projection)
-        wanted = [(r, self._typed(r)) for r in batch if projection.wants(r.type)]
-        try:
+        try:  # decoding too: an event that does not decode fails like a failing handler
+            wanted = [(r, self._typed(r)) for r in batch if projection.wants(r.type)]
             model.apply(projection, gen.generation, wanted, after, through)
             return len(wanted), through, False
         except AlreadyApplied:
@@ -176,10 +176,9 @@ class ProjectionRunner:
             log.debug("projection %s: a batch failed; applying it event by event", projection.name)
         position, count = after, 0
         for rec in batch:
-            one = [(rec, self._typed(rec))] if projection.wants(rec.type) else []
-            if not self._apply_one(model, projection, gen, rec, one, position):
+            if not self._apply_one(model, projection, gen, rec, position):
                 return count, position, True
-            count += len(one)
+            count += projection.wants(rec.type)
             position = rec.position
         return count, position, False
 
@@ -189,7 +188,6 @@ class ProjectionRunner:
         projection: Projection,
         gen: Generation,
         rec: RecordedEvent,
-        one: list,
         after: int,
     ) -> bool:
         """Apply one event, trying `attempts` times; on the last failure stop the projection
@@ -199,6 +197,7 @@ class ProjectionRunner:
             if attempt:
                 time.sleep(min(0.05 * 2**attempt, 1.0))
             try:
+                one = [(rec, self._typed(rec))] if projection.wants(rec.type) else []
                 model.apply(projection, gen.generation, one, after, rec.position)
                 return True
             except AlreadyApplied:

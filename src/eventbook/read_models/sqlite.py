@@ -179,9 +179,8 @@ class SqliteReadModel(ReadModel):
     ) -> None:
         handler = projection.handler
         with self._transaction() as db:
-            tx = SqliteTx(db, self._tables(projection, generation))
-            for recorded, event in batch:
-                handler(tx, event, recorded)
+            # the checkpoint first: a batch another runner applied already must not reach the
+            # handler, whose second run could fail (a duplicate key) and stop the projection
             updated = db.execute(
                 "UPDATE eventbook_projections SET position=?, updated_at=? "
                 "WHERE name=? AND generation=? AND position=?",
@@ -189,6 +188,9 @@ class SqliteReadModel(ReadModel):
             ).rowcount
             if updated != 1:  # another runner applied these already: keep nothing of ours
                 raise AlreadyApplied(projection.name, generation, after)
+            tx = SqliteTx(db, self._tables(projection, generation))
+            for recorded, event in batch:
+                handler(tx, event, recorded)
 
     def activate(self, name: str, generation: int) -> None:
         with self._transaction() as db:
