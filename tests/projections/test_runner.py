@@ -493,3 +493,36 @@ def test_an_unknown_projection_name_lists_the_known_ones(
             "no projection named 'balance' in the bank application; its projections: "
             "balances, passbook"
         )
+
+
+class FlakyReadModel(SqliteReadModel):
+    """Its database is 'locked' for the first `outages` applies: the target's trouble."""
+
+    def __init__(self, path: str, outages: int) -> None:
+        super().__init__(path)
+        self.outages = outages
+
+    def apply(self, *args, **kwargs) -> None:  # type: ignore[no-untyped-def]
+        if self.outages:
+            self.outages -= 1
+            raise sqlite3.OperationalError("database is locked")
+        super().apply(*args, **kwargs)
+
+
+def test_an_unavailable_read_model_stops_nothing_and_is_tried_again(
+    store: eb.EventStore, tmp_path: Path
+) -> None:
+    from eventbook.projections.runner import ReadModelUnavailable
+
+    engine = eb.Engine(bank.app, store)
+    engine.run("OpenAccount", {"account_id": "a1"})
+    engine.run("Deposit", {"account_id": "a1", "amount": 5})
+    model = FlakyReadModel(str(tmp_path / "flaky.sqlite"), outages=1)
+    runner = eb.ProjectionRunner(store, bank.app, {"sqlite": model})
+    with pytest.raises(ReadModelUnavailable, match="database is locked"):
+        runner.catch_up()
+    assert all(s.status != "stopped" for s in runner.status())
+    runner.catch_up()
+    assert model.query("SELECT account_id, balance FROM balances") == [("a1", 5)]
+    assert [s.position for s in runner.status()] == [2, 2]
+    model.close()

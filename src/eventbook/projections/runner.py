@@ -21,7 +21,7 @@ from eventbook import limits
 from eventbook.core.messages import RecordedEvent
 from eventbook.engine.codec import EventDecoder
 from eventbook.engine.model import Application
-from eventbook.errors import InvalidInput, Timeout
+from eventbook.errors import EventbookError, InvalidInput, StoreFailed, Timeout
 from eventbook.projections.model import Generation, Projection, ProjectionStatus
 from eventbook.read_models.base import AlreadyApplied, ReadModel
 from eventbook.store.contract import EventStore
@@ -33,6 +33,18 @@ Progress = Callable[[int, int], None]  # (position reached, head)
 
 class ProjectionStopped(InvalidInput):
     """A projection is stopped at a failing event (exit code 2 from the CLI)."""
+
+
+class ReadModelUnavailable(StoreFailed):
+    """The read model itself failed (connection lost, busy): nothing is stopped, the batch is
+    tried again on the next catch-up."""
+
+    def __init__(self, name: str, error: BaseException) -> None:
+        EventbookError.__init__(
+            self,
+            f"projection {name}: its read model is unavailable ({type(error).__name__}: "
+            f"{error}); nothing was applied, it will be tried again",
+        )
 
 
 class ProjectionRunner:
@@ -90,7 +102,10 @@ class ProjectionRunner:
         applied = 0
         with self._lock:
             for name in names or sorted(self.projections):
-                applied += self._catch_up_one(self.projection(name), head, progress)
+                try:
+                    applied += self._catch_up_one(self.projection(name), head, progress)
+                except AlreadyApplied:
+                    continue  # another runner switched this projection's generations first
         return applied
 
     def _catch_up_one(self, projection: Projection, head: int, progress: Progress | None) -> int:
@@ -119,7 +134,8 @@ class ProjectionRunner:
         for g in self.model(projection).generations(projection.name):
             if g.generation == generation:
                 return g
-        raise InvalidInput(f"projection {projection.name} has no generation {generation}")
+        # Another runner dropped it (it switched generations first): like a batch it applied.
+        raise AlreadyApplied(projection.name, generation, -1)
 
     def _advance(
         self, projection: Projection, gen: Generation, head: int, progress: Progress | None
@@ -172,7 +188,9 @@ class ProjectionRunner:
             return len(wanted), through, False
         except AlreadyApplied:
             raise
-        except Exception:  # find the failing event: one event per transaction from here
+        except Exception as error:  # find the failing event: one event per transaction now
+            if model.is_transient(error):
+                raise ReadModelUnavailable(projection.name, error) from error
             log.debug("projection %s: a batch failed; applying it event by event", projection.name)
         position, count = after, 0
         for rec in batch:
@@ -203,6 +221,8 @@ class ProjectionRunner:
             except AlreadyApplied:
                 raise
             except Exception as exc:
+                if model.is_transient(exc):  # the target is down, not the event at fault
+                    raise ReadModelUnavailable(projection.name, exc) from exc
                 error = exc
         message = f"{type(error).__name__}: {error}"
         log.error(
@@ -332,25 +352,37 @@ class ProjectionRunner:
         projection = self.projection(name)
         model = self.model(projection)
         with self._lock:
-            for g in model.generations(name):
-                if not g.active:
-                    model.drop(name, g.generation)  # a half-built earlier rebuild
-            fresh = model.create_generation(projection, active=False)
-            while True:
-                head = self.store.head_position()
-                self._advance(
-                    projection, self._generation(projection, fresh.generation), head, progress
+            try:
+                return self._rebuild(projection, model, progress)
+            except AlreadyApplied:
+                raise InvalidInput(
+                    f"another runner switched {name}'s generations during the rebuild; nothing "
+                    "was lost, run the rebuild again"
+                ) from None
+
+    def _rebuild(
+        self, projection: Projection, model: ReadModel, progress: Progress | None
+    ) -> Generation:
+        name = projection.name
+        for g in model.generations(name):
+            if not g.active:
+                model.drop(name, g.generation)  # a half-built earlier rebuild
+        fresh = model.create_generation(projection, active=False)
+        while True:
+            head = self.store.head_position()
+            self._advance(
+                projection, self._generation(projection, fresh.generation), head, progress
+            )
+            built = self._generation(projection, fresh.generation)
+            if built.status != "running":
+                raise ProjectionStopped(
+                    f"rebuilding {name} stopped at position {built.failed_position}: "
+                    f"{built.error}; the previous generation keeps serving"
                 )
-                built = self._generation(projection, fresh.generation)
-                if built.status != "running":
-                    raise ProjectionStopped(
-                        f"rebuilding {name} stopped at position {built.failed_position}: "
-                        f"{built.error}; the previous generation keeps serving"
-                    )
-                if built.position >= self.store.head_position():
-                    break  # appends may have come in meanwhile: go round until caught up
-            model.activate(name, fresh.generation)
-            return self._generation(projection, fresh.generation)
+            if built.position >= self.store.head_position():
+                break  # appends may have come in meanwhile: go round until caught up
+        model.activate(name, fresh.generation)
+        return self._generation(projection, fresh.generation)
 
     def reset(self, name: str) -> None:
         """Forget a projection's read model and checkpoint: it starts again from position 0

@@ -41,9 +41,9 @@ class ReadModel(abc.ABC):
         self, projection: Projection, generation: int, batch: Batch, after: int, through: int
     ) -> None:
         """Run the handler on each event of the batch and move the checkpoint from `after` to
-        `through`, in one transaction. If the checkpoint is no longer `after` (another runner
-        got there first) nothing is kept and `AlreadyApplied` is raised; on any other error
-        nothing is kept and the error is raised."""
+        `through`, in one transaction. Check the checkpoint first: if it is no longer `after`
+        (another runner got there first) nothing is kept and `AlreadyApplied` is raised before
+        the handler runs; on any other error nothing is kept and the error is raised."""
 
     @abc.abstractmethod
     def activate(self, name: str, generation: int) -> None:
@@ -59,6 +59,12 @@ class ReadModel(abc.ABC):
 
     @abc.abstractmethod
     def clear_failure(self, name: str, generation: int) -> None: ...
+
+    def is_transient(self, error: BaseException) -> bool:
+        """Whether an error of `apply` is the target's own trouble (connection lost, busy)
+        rather than the event's: the runner then tries the batch again later instead of
+        stopping the projection."""
+        return False
 
     def drift(self, projection: Projection, generation: int) -> str | None:
         """Why the generation's storage no longer matches the projection (altered by hand),

@@ -254,6 +254,11 @@ class RedisReadModel(ReadModel):
 
     kind = "redis"
 
+    def is_transient(self, error: BaseException) -> bool:
+        return isinstance(
+            error, redis.ConnectionError | redis.TimeoutError | redis.BusyLoadingError | Contended
+        )
+
     def __init__(
         self,
         url: str,

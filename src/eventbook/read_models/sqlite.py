@@ -259,6 +259,12 @@ class SqliteReadModel(ReadModel):
                 (name, generation),
             )
 
+    def is_transient(self, error: BaseException) -> bool:
+        text = str(error).lower()
+        return isinstance(error, sqlite3.OperationalError) and (
+            "locked" in text or "busy" in text or "disk i/o" in text
+        )
+
     def drift(self, projection: Projection, generation: int) -> str | None:
         for table, columns in projection.tables.items():
             name = physical(table, projection.name, generation)
