@@ -69,8 +69,15 @@ class SqliteTx:
     def __init__(self, db: sqlite3.Connection, tables: dict[str, str]) -> None:
         self.db = db
         self.tables = tables
+        self._resolved: dict[str, str] = {}
 
     def sql(self, text: str) -> str:
+        found = self._resolved.get(text)
+        if found is None:
+            found = self._resolved[text] = self._resolve(text)
+        return found
+
+    def _resolve(self, text: str) -> str:
         def table(match: re.Match[str]) -> str:
             name = match.group(1)
             if name not in self.tables:
