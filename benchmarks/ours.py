@@ -1,14 +1,16 @@
 """eventbook as the benchmarks drive it: through its public API only (`eventbook.open_store`,
-and `eventbook.Engine` running the bank example's commands)."""
+`eventbook.Engine` running the bank example's commands, and `eventbook.ProjectionRunner` keeping
+the bank example's `balances` projection in its SQLite read model)."""
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 import eventbook as eb
 from eventbook.examples import bank
+from eventbook.read_models import ReadModel, open_read_models
 
 LABEL = "eventbook"
 STREAM_EVENTS = 100  # events per stream when loading, like the peer's 100 events per aggregate
@@ -120,3 +122,59 @@ def depositor(engine: eb.Engine, writer: int) -> Callable[[int], None]:
             execute(deposit)
 
     return handle
+
+
+# -- projections (bank example: the balances table) ---------------------------------------------
+
+BALANCES = "balances"
+
+
+def balances_app() -> eb.Application:
+    """The bank example's application with its `balances` projection only."""
+    return dataclasses.replace(bank.app, projections=[bank.balances])
+
+
+def load_bank(
+    store: eb.EventStore,
+    plan: Iterable[tuple[int, str, int]],
+    batch: int,
+    on_commit: Callable[[int], None] | None = None,
+) -> None:
+    """Append the bank events of `plan` ((account index, event type, amount), in log order),
+    `batch` per commit, as the bank's engine would record them: stream `account-a<i>`,
+    AccountOpened {account_id}, Deposited / Withdrawn {amount}."""
+    events: list[eb.NewEvent] = []
+    for account, kind, amount in plan:
+        name = f"a{account}"
+        data = {"account_id": name} if kind == "AccountOpened" else {"amount": amount}
+        events.append(eb.NewEvent(bank.account_stream(name), kind, data))
+        if len(events) == batch:
+            store.append(events)
+            if on_commit is not None:
+                on_commit(len(events))
+            events = []
+    if events:
+        store.append(events)
+        if on_commit is not None:
+            on_commit(len(events))
+
+
+def read_models(store: eb.EventStore, *, readonly: bool = False) -> dict[str, ReadModel]:
+    """The store's SQLite read models (beside an embedded log's files; in memory otherwise)."""
+    return open_read_models(store, {"sqlite"}, readonly=readonly)
+
+
+def projection_runner(store: eb.EventStore, models: dict[str, ReadModel]) -> eb.ProjectionRunner:
+    return eb.ProjectionRunner(store, balances_app(), models)
+
+
+def balances_rows(model: ReadModel) -> dict[str, tuple[int, int]]:
+    """account id -> (balance, movements), read from the active `balances` table."""
+    rows = model.query("SELECT account_id, balance, movements FROM balances")  # type: ignore[attr-defined]
+    return {r[0]: (r[1], r[2]) for r in rows}
+
+
+def visible_position(model: ReadModel) -> int:
+    """The newest position whose row is visible in the `balances` table."""
+    row = model.query("SELECT max(position) FROM balances")  # type: ignore[attr-defined]
+    return row[0][0] or 0

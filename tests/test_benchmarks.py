@@ -44,6 +44,15 @@ BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
                 "commands_ours_over_peer",
             },
         ),
+        (
+            "bench_projections.py",
+            {
+                "rebuild_ours_events_per_s",
+                "rebuild_ours_over_read_all_ours",
+                "rebuild_ours_over_peer",
+                "lag_ours_p99_ms",
+            },
+        ),
     ],
 )
 def test_quick_benchmark_prints_its_ratios(tmp_path: Path, script: str, targets: set[str]) -> None:
