@@ -36,7 +36,16 @@ def slowed(projection: Projection, pause: float) -> Projection:
         if pause:
             time.sleep(pause)
 
-    return dataclasses.replace(projection, handler=slow_handler)
+    batch_handler = projection.batch_handler
+    if batch_handler is None:
+        return dataclasses.replace(projection, handler=slow_handler)
+
+    def slow_batch(tx, batch) -> None:  # the fast path, as slow per event as the other
+        batch_handler(tx, batch)
+        if pause:
+            time.sleep(pause * len(batch))
+
+    return dataclasses.replace(projection, handler=slow_handler, batch_handler=slow_batch)
 
 
 def say(line: str) -> None:

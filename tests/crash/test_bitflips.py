@@ -48,9 +48,17 @@ def original(tmp_path_factory: pytest.TempPathFactory) -> Original:
         s = eb.open_store(root)
         for n in range(60):
             count = 1 if n % 3 else rng.randrange(2, 5)
-            s.append([eb.NewEvent(rng.choice(STREAMS), "Flipped",
-                                  {"n": n, "i": i, "amount": rng.randrange(10**6), "note": "ok"})
-                      for i in range(count)], commit_id=f"c{n}")
+            s.append(
+                [
+                    eb.NewEvent(
+                        rng.choice(STREAMS),
+                        "Flipped",
+                        {"n": n, "i": i, "amount": rng.randrange(10**6), "note": "ok"},
+                    )
+                    for i in range(count)
+                ],
+                commit_id=f"c{n}",
+            )
         events = list(s.read_all())
         s.close()
     records, commit_start, start = [], {}, 0
@@ -111,8 +119,9 @@ def _read_everything(s: eb.EventStore, o: Original, damaged: int, where: str) ->
             assert by_position[damaged].stream == stream, where
 
 
-def _one_flip(o: Original, work: Path, at: int, bit: int, position: int, where: str,
-              readonly: bool) -> bool:
+def _one_flip(
+    o: Original, work: Path, at: int, bit: int, position: int, where: str, readonly: bool
+) -> bool:
     """Flip one bit, open, read everything; True if the open refused."""
     root = _flipped_copy(o, work, at, bit, "trial")
     try:
@@ -127,8 +136,8 @@ def _one_flip(o: Original, work: Path, at: int, bit: int, position: int, where: 
             s.close()
         report = verify_store(root)
         assert not report.ok and any(
-            p.path and p.path.endswith(SEG_NAME) and p.offset is not None
-            for p in report.problems), f"{where}: verify missed it: {report.problems}"
+            p.path and p.path.endswith(SEG_NAME) and p.offset is not None for p in report.problems
+        ), f"{where}: verify missed it: {report.problems}"
         return False
     finally:
         shutil.rmtree(root)
@@ -179,8 +188,9 @@ def test_flips_with_the_position_index_lost(original: Original, tmp_path: Path) 
 
 
 @pytest.mark.parametrize("readonly", [False, True])
-def test_flips_in_the_last_record_refuse_to_open(original: Original, tmp_path: Path,
-                                                 readonly: bool) -> None:
+def test_flips_in_the_last_record_refuse_to_open(
+    original: Original, tmp_path: Path, readonly: bool
+) -> None:
     """The last record is checked on open: a flip anywhere in it (header fields included)
     is damage to an acknowledged record, not a torn write, and nothing is cut."""
     o, seed = original, _seed()

@@ -37,13 +37,23 @@ def _seed() -> int:
     return int(os.environ.get("EVENTBOOK_SEED") or random.randrange(2**32))
 
 
-def _spawn(store: Path, seed: int, generation: int, threads: int, sync: str,
-           out: Path, err: Path) -> subprocess.Popen:
+def _spawn(
+    store: Path, seed: int, generation: int, threads: int, sync: str, out: Path, err: Path
+) -> subprocess.Popen:
     with out.open("ab") as stdout, err.open("ab") as stderr:
         return subprocess.Popen(
-            [sys.executable, str(WRITER), str(store), str(seed), str(generation), str(threads),
-             sync],
-            stdout=stdout, stderr=stderr, cwd=WRITER.parent,
+            [
+                sys.executable,
+                str(WRITER),
+                str(store),
+                str(seed),
+                str(generation),
+                str(threads),
+                sync,
+            ],
+            stdout=stdout,
+            stderr=stderr,
+            cwd=WRITER.parent,
         )
 
 
@@ -72,12 +82,14 @@ def _kill_one(rng: random.Random, store: Path, seed: int, generation: int, work:
         proc.kill()
         proc.wait(timeout=30)
     assert proc.returncode == -signal.SIGKILL, (
-        f"the writer exited by itself ({proc.returncode}):\n{err.read_text()}")
+        f"the writer exited by itself ({proc.returncode}):\n{err.read_text()}"
+    )
     return out.read_text()
 
 
-def _check_writable(store: Path, seed: int, acks: dict[str, w.Ack], generation: int,
-                    where: str) -> w.Seen:
+def _check_writable(
+    store: Path, seed: int, acks: dict[str, w.Ack], generation: int, where: str
+) -> w.Seen:
     s = eb.open_store(store)
     try:
         seen = w.check_log(s, seed, acks, where)
@@ -126,7 +138,8 @@ def run_kills(work: Path, kills: int, seed: int) -> None:
         else:
             seen = _check_writable(store, seed, acks, n, where)
         totals["unacked_present"] += sum(
-            1 for cid in seen.commits if cid not in acks and cid.startswith(f"g{n}t"))
+            1 for cid in seen.commits if cid not in acks and cid.startswith(f"g{n}t")
+        )
     print(f"kill -9 test: {totals}")
     assert totals["acked"] > 0, "no writer ever acknowledged a commit: the test tested nothing"
 

@@ -72,8 +72,15 @@ def _build(root: Path) -> Pristine:
     assert not seg[end:].strip(b"\0"), "reserved space after the data is zeros"
     base_records = sum(n for spec in BASE_COMMITS for _, n in spec)
     tail_from = next(f.offset for f in frames if f.position == base_records + 1)
-    return Pristine((root / "meta.json").read_bytes(), index, seg[:end], len(seg),
-                    [tuple(c) for c in commits], events, tail_from)
+    return Pristine(
+        (root / "meta.json").read_bytes(),
+        index,
+        seg[:end],
+        len(seg),
+        [tuple(c) for c in commits],
+        events,
+        tail_from,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -84,8 +91,9 @@ def pristine(tmp_path_factory: pytest.TempPathFactory) -> Pristine:
         return _build(tmp_path_factory.mktemp("pristine") / "store")
 
 
-def _make(root: Path, p: Pristine, data: bytes, *, zero_fill: bool = True,
-          lose_index: bool = False) -> None:
+def _make(
+    root: Path, p: Pristine, data: bytes, *, zero_fill: bool = True, lose_index: bool = False
+) -> None:
     """A store whose segment holds `data`, then zeros up to its reserved size (or nothing)."""
     (root / "segments").mkdir(parents=True)
     (root / "index").mkdir()
@@ -116,8 +124,10 @@ def _expect_reopen(root: Path, p: Pristine, head: int, where: str) -> None:
             versions[e.stream] = e.version
         for stream in ("acct-1", "acct-2", "acct-3"):
             assert s.stream_version(stream) == versions.get(stream, 0), where
-        r = s.append([eb.NewEvent("acct-1", "After", {"n": 1}),
-                      eb.NewEvent("acct-9", "After", {"n": 2})], commit_id="after")
+        r = s.append(
+            [eb.NewEvent("acct-1", "After", {"n": 1}), eb.NewEvent("acct-9", "After", {"n": 2})],
+            commit_id="after",
+        )
         assert (r.first_position, r.last_position) == (head + 1, head + 2), where
         assert r.versions == {"acct-1": versions.get("acct-1", 0) + 1, "acct-9": 1}, where
         # the kept tail commits still answer a retry with their first result
@@ -192,8 +202,9 @@ def test_truncated_file_without_reserved_space(pristine: Pristine, tmp_path: Pat
 
 
 @pytest.mark.parametrize("looks_like_a_record", [False, True])
-def test_garbage_after_the_last_record(pristine: Pristine, tmp_path: Path,
-                                       looks_like_a_record: bool) -> None:
+def test_garbage_after_the_last_record(
+    pristine: Pristine, tmp_path: Path, looks_like_a_record: bool
+) -> None:
     seed = int(os.environ.get("EVENTBOOK_SEED") or random.randrange(2**32))
     print(f"garbage seed={seed} (replay: EVENTBOOK_SEED={seed})")
     rng = random.Random(seed)
@@ -214,8 +225,7 @@ def test_garbage_after_the_last_record(pristine: Pristine, tmp_path: Path,
         shutil.rmtree(root)
 
 
-def test_reader_sees_only_whole_commits_of_a_torn_tail(pristine: Pristine,
-                                                      tmp_path: Path) -> None:
+def test_reader_sees_only_whole_commits_of_a_torn_tail(pristine: Pristine, tmp_path: Path) -> None:
     """A read-only open of a torn store (no writer) cuts nothing and shows whole commits."""
     p = pristine
     for cut in range(p.tail_from, len(p.data) + 1, 3):

@@ -150,8 +150,11 @@ def status_of(runner: eb.ProjectionRunner, name: str):
 
 def with_balances(handler=None, version: int = 1) -> eb.Application:
     """The bank with its `balances` projection's handler or version replaced."""
-    changed = dataclasses.replace(
-        bank.balances, handler=handler or bank.balances.handler, version=version
+    changed = dataclasses.replace(  # a replaced handler replaces the batch fast path too
+        bank.balances,
+        handler=handler or bank.balances.handler,
+        batch_handler=None if handler else bank.balances.batch_handler,
+        version=version,
     )
     return dataclasses.replace(bank.app, projections=[changed, bank.passbook])
 
@@ -194,7 +197,7 @@ def slowed(app: eb.Application, pause: float) -> eb.Application:
             projection.handler(tx, event, recorded)
             time.sleep(pause)
 
-        return dataclasses.replace(projection, handler=handler)
+        return dataclasses.replace(projection, handler=handler, batch_handler=None)
 
     return dataclasses.replace(app, projections=[slow(p) for p in app.projections])
 
@@ -526,3 +529,23 @@ def test_an_unavailable_read_model_stops_nothing_and_is_tried_again(
     assert model.query("SELECT account_id, balance FROM balances") == [("a1", 5)]
     assert [s.position for s in runner.status()] == [2, 2]
     model.close()
+
+
+def test_the_batch_fast_path_leaves_what_the_event_handler_leaves(
+    store: eb.EventStore, tmp_path: Path
+) -> None:
+    bank_engine(store, 300)
+    per_event = dataclasses.replace(bank.balances, batch_handler=None)
+    folded = {}
+    for name, projection, size in (
+        ("batch", bank.balances, 37),
+        ("events", per_event, 37),
+        ("one", bank.balances, 1),
+    ):
+        model = SqliteReadModel(str(tmp_path / f"{name}.sqlite"))
+        app = dataclasses.replace(bank.app, projections=[projection])
+        eb.ProjectionRunner(store, app, {"sqlite": model}, batch_events=size).catch_up()
+        folded[name] = model.query("SELECT * FROM balances ORDER BY account_id")
+        model.close()
+    assert folded["batch"] == folded["events"] == folded["one"]
+    assert folded["batch"]

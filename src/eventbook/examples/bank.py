@@ -177,6 +177,31 @@ def _movement(event: eb.Event) -> int:
 MOVEMENTS = ["Deposited", "Withdrawn", "TransferSent", "TransferReceived"]
 
 
+def _balances_batch(tx, batch: list[tuple[eb.RecordedEvent, eb.Event]]) -> None:
+    """The same as `balances`, a batch at a time: one write per account touched (the fast
+    path of a rebuild). Accounts are opened before their movements, so inserting the opened
+    ones first and then adding each account's movements leaves what event-by-event would."""
+    opened = []
+    moves: dict[str, list[int]] = {}  # account -> [amount, movements, last position]
+    for recorded, event in batch:
+        account = _account_of(recorded)
+        if isinstance(event, AccountOpened):
+            opened.append((account, recorded.position))
+            continue
+        move = moves.setdefault(account, [0, 0, 0])
+        move[0] += _movement(event)
+        move[1] += 1
+        move[2] = recorded.position
+    if opened:
+        tx.executemany("INSERT INTO {balances} VALUES (?, 0, 0, ?)", opened)
+    if moves:
+        tx.executemany(
+            "UPDATE {balances} SET balance = balance + ?, movements = movements + ?, "
+            "position = ? WHERE account_id = ?",
+            [(amount, count, last, account) for account, (amount, count, last) in moves.items()],
+        )
+
+
 @eb.projection(
     "balances",
     handles=["AccountOpened", *MOVEMENTS],
@@ -184,6 +209,7 @@ MOVEMENTS = ["Deposited", "Withdrawn", "TransferSent", "TransferReceived"]
         "balances": "account_id TEXT PRIMARY KEY, balance INTEGER NOT NULL, "
         "movements INTEGER NOT NULL, position INTEGER NOT NULL"
     },
+    batch_handler=_balances_batch,
 )
 def balances(tx, event: eb.Event, recorded: eb.RecordedEvent) -> None:
     """Every account's balance: one row per account, O(1) by account id."""

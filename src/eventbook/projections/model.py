@@ -12,7 +12,7 @@ while the old generation keeps serving, then switches (blue/green).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -21,6 +21,7 @@ from eventbook.core.messages import RecordedEvent
 from eventbook.errors import InvalidInput
 
 Handler = Callable[[Any, Any, RecordedEvent], None]
+BatchHandler = Callable[[Any, Sequence[tuple[RecordedEvent, Any]]], None]
 
 
 @dataclass(frozen=True)
@@ -32,6 +33,9 @@ class Projection:
     `tables`: for SQL targets, table name -> column definitions (the CREATE TABLE body); each
     generation gets its own physical tables and the plain names are views on the active one.
     `handles`: the event types it handles (empty: every event).
+    `batch_handler`: optional; gets `(tx, [(recorded, event), ...])` for a whole batch so it can
+    fold many events into a few writes (a rebuild's fast path). It must leave the read model as
+    the per-event handler would, which still handles single events when a batch is retried.
     """
 
     name: str
@@ -41,6 +45,7 @@ class Projection:
     target: str = "sqlite"
     tables: dict[str, str] = field(default_factory=dict)
     setup: Callable[[Any], None] | None = None  # extra set-up in a new generation (indexes)
+    batch_handler: BatchHandler | None = None  # handles a whole batch at once (see below)
 
     def __post_init__(self) -> None:
         if not self.name.isidentifier() or self.name.startswith("eventbook"):
@@ -55,6 +60,18 @@ class Projection:
     def wants(self, event_type: str) -> bool:
         return not self.handles or event_type in self.handles
 
+    def apply_batch(self, tx: Any, batch: Sequence[tuple[RecordedEvent, Any]]) -> None:
+        """Run the projection on a batch inside a read model's transaction: its batch handler
+        when it has one (it may fold the batch into fewer writes), else the handler per event.
+        Both must give the same read model."""
+        if self.batch_handler is not None:
+            if batch:
+                self.batch_handler(tx, batch)
+            return
+        handler = self.handler
+        for recorded, event in batch:
+            handler(tx, event, recorded)
+
 
 def projection(
     name: str,
@@ -64,6 +81,7 @@ def projection(
     target: str = "sqlite",
     tables: dict[str, str] | None = None,
     setup: Callable[[Any], None] | None = None,
+    batch_handler: BatchHandler | None = None,
 ) -> Callable[[Handler], Projection]:
     """Declare a projection with a decorator::
 
@@ -74,7 +92,14 @@ def projection(
 
     def declare(handler: Handler) -> Projection:
         return Projection(
-            name, handler, version, frozenset(handles), target, dict(tables or {}), setup
+            name,
+            handler,
+            version,
+            frozenset(handles),
+            target,
+            dict(tables or {}),
+            setup,
+            batch_handler,
         )
 
     return declare

@@ -16,6 +16,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
+from itertools import islice
 
 from eventbook import limits
 from eventbook.core.messages import RecordedEvent
@@ -154,10 +155,9 @@ class ProjectionRunner:
             return 0
         position = gen.position
         applied = 0
-        while position < head:
-            batch = list(
-                self.store.read_all(after=position, limit=min(self.batch_events, head - position))
-            )
+        events = self.store.read_all(after=position, limit=max(0, head - position))
+        while position < head:  # one read of the log, cut into bounded batches
+            batch = list(islice(events, self.batch_events))
             if not batch:
                 break
             through = batch[-1].position

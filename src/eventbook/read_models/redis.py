@@ -334,7 +334,6 @@ class RedisReadModel(ReadModel):
         name = projection.name
         meta = self._meta(name)
         position = f"g{generation}:position"
-        handler = projection.handler
         for attempt in range(_CONFLICT_RETRIES):
             with self.client.pipeline(transaction=True) as pipe:
                 try:
@@ -344,8 +343,7 @@ class RedisReadModel(ReadModel):
                         raise AlreadyApplied(name, generation, after)
                     tx = RedisTx(self.client, self._base(name, generation))
                     try:
-                        for recorded, event in batch:
-                            handler(tx, event, recorded)
+                        projection.apply_batch(tx, batch)
                         tx._resolve()
                     except Exception as exc:  # it may have read another runner's writes
                         if self.client.hget(meta, position) != at:

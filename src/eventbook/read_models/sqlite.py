@@ -184,7 +184,6 @@ class SqliteReadModel(ReadModel):
     def apply(
         self, projection: Projection, generation: int, batch: Batch, after: int, through: int
     ) -> None:
-        handler = projection.handler
         with self._transaction() as db:
             # the checkpoint first: a batch another runner applied already must not reach the
             # handler, whose second run could fail (a duplicate key) and stop the projection
@@ -195,9 +194,7 @@ class SqliteReadModel(ReadModel):
             ).rowcount
             if updated != 1:  # another runner applied these already: keep nothing of ours
                 raise AlreadyApplied(projection.name, generation, after)
-            tx = SqliteTx(db, self._tables(projection, generation))
-            for recorded, event in batch:
-                handler(tx, event, recorded)
+            projection.apply_batch(SqliteTx(db, self._tables(projection, generation)), batch)
 
     def activate(self, name: str, generation: int) -> None:
         with self._transaction() as db:
