@@ -48,4 +48,4 @@ command_id_chars_max = 100  # characters of a command id (its commit id is "cmd:
 engine_cache_streams_max = 100_000  # stream states an engine keeps in memory
 
 # Projections
-projection_batch_events_max = 1000  # events applied in one read-model transaction
+projection_batch_events_max = 4096  # events applied in one read-model transaction

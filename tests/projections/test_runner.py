@@ -549,3 +549,30 @@ def test_the_batch_fast_path_leaves_what_the_event_handler_leaves(
         model.close()
     assert folded["batch"] == folded["events"] == folded["one"]
     assert folded["batch"]
+
+
+def test_a_query_can_wait_for_its_own_write(store: eb.EventStore) -> None:
+    models = open_read_models(store, {"sqlite"})
+    runner = eb.ProjectionRunner(store, bank.app, models)
+    engine = eb.Engine(bank.app, store)
+    engine.run("OpenAccount", {"account_id": "a1"})
+    runner.start(poll_seconds=0.01)
+    try:
+        outcome = engine.run("Deposit", {"account_id": "a1", "amount": 9})
+        rows = models["sqlite"].query(
+            "SELECT balance FROM balances WHERE account_id = ?",
+            ("a1",),
+            min_position=outcome.position,
+            projections=["balances"],
+            timeout=5,
+        )
+        assert rows == [(9,)]
+    finally:
+        runner.stop()
+    with pytest.raises(eb.Timeout, match=f"for position {outcome.position + 1}: balances at"):
+        models["sqlite"].query(
+            "SELECT 1", min_position=outcome.position + 1, projections=["balances"], timeout=0.05
+        )
+    with pytest.raises(eb.InvalidInput, match="name the projection"):
+        models["sqlite"].query("SELECT 1", min_position=1)
+    models["sqlite"].close()

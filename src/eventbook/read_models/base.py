@@ -9,10 +9,13 @@ generation while the active one keeps serving, then `activate` switches and drop
 from __future__ import annotations
 
 import abc
+import time
 from collections.abc import Sequence
 from typing import Any
 
+from eventbook import limits
 from eventbook.core.messages import RecordedEvent
+from eventbook.errors import InvalidInput, Timeout
 from eventbook.projections.model import Generation, Projection
 
 Batch = Sequence[tuple[RecordedEvent, Any]]  # (recorded event, typed event or None)
@@ -59,6 +62,34 @@ class ReadModel(abc.ABC):
 
     @abc.abstractmethod
     def clear_failure(self, name: str, generation: int) -> None: ...
+
+    def wait_for(self, names: Sequence[str], position: int, timeout: float) -> None:
+        """Read-your-writes for a query: block until each named projection's active generation
+        has applied `position` (its checkpoint, read from the target itself, so this works
+        across processes). Raises `eb.Timeout` after `timeout` seconds, or `InvalidInput` at
+        once when one of them is stopped before the position."""
+        if not names:
+            raise InvalidInput("name the projection(s) whose read model the query must wait for")
+        if isinstance(timeout, bool) or not 0 <= timeout <= limits.wait_seconds_max:
+            raise InvalidInput(f"timeout must be 0..{limits.wait_seconds_max} seconds")
+        deadline = time.monotonic() + timeout
+        while True:
+            behind = []
+            for name in names:
+                active = next((g for g in self.generations(name) if g.active), None)
+                at = active.position if active else 0
+                if active is not None and active.status == "stopped" and at < position:
+                    raise InvalidInput(
+                        f"projection {name} is stopped at position {active.failed_position} "
+                        f"({active.error}); it will not reach {position}"
+                    )
+                if at < position:
+                    behind.append(f"{name} at {at}")
+            if not behind:
+                return
+            if time.monotonic() >= deadline:
+                raise Timeout(f"waited {timeout:g} s for position {position}: " + ", ".join(behind))
+            time.sleep(0.002)
 
     def is_transient(self, error: BaseException) -> bool:
         """Whether an error of `apply` is the target's own trouble (connection lost, busy)

@@ -21,7 +21,7 @@ from __future__ import annotations
 import re
 import sqlite3
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -285,8 +285,20 @@ class SqliteReadModel(ReadModel):
 
     # -- the query side -----------------------------------------------------------------------
 
-    def query(self, sql: str, params: Any = ()) -> list[tuple]:
-        """Run a read query against the active generations' views."""
+    def query(
+        self,
+        sql: str,
+        params: Any = (),
+        *,
+        min_position: int | None = None,
+        projections: Sequence[str] = (),
+        timeout: float = 5.0,
+    ) -> list[tuple]:
+        """Run a read query against the active generations' views. With `min_position` (the
+        position an append returned) it first waits until the named projections have applied
+        it: read-your-writes, bounded by `timeout` (then `eb.Timeout`)."""
+        if min_position is not None:
+            self.wait_for(projections, min_position, timeout)
         with self._lock:
             return self.db.execute(sql, params).fetchall()
 
