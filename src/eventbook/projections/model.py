@@ -21,6 +21,13 @@ from eventbook.core.messages import RecordedEvent
 from eventbook.errors import InvalidInput
 
 Handler = Callable[[Any, Any, RecordedEvent], None]
+
+
+class ProjectionStopped(InvalidInput):
+    """A projection is stopped at a failing event; it will not get further until reset or
+    rebuilt (exit code 2 from the CLI)."""
+
+
 BatchHandler = Callable[[Any, Sequence[tuple[RecordedEvent, Any]]], None]
 
 

@@ -22,18 +22,19 @@ from eventbook import limits
 from eventbook.core.messages import RecordedEvent
 from eventbook.engine.codec import EventDecoder
 from eventbook.engine.model import Application
-from eventbook.errors import EventbookError, InvalidInput, StoreFailed, Timeout
-from eventbook.projections.model import Generation, Projection, ProjectionStatus
+from eventbook.errors import EventbookError, InvalidInput, StoreFailed
+from eventbook.projections.model import (
+    Generation,
+    Projection,
+    ProjectionStatus,
+    ProjectionStopped,
+)
 from eventbook.read_models.base import AlreadyApplied, ReadModel
 from eventbook.store.contract import EventStore
 
 log = logging.getLogger("eventbook.projections")
 
 Progress = Callable[[int, int], None]  # (position reached, head)
-
-
-class ProjectionStopped(InvalidInput):
-    """A projection is stopped at a failing event (exit code 2 from the CLI)."""
 
 
 class ReadModelUnavailable(StoreFailed):
@@ -331,30 +332,15 @@ class ProjectionRunner:
         """Read-your-writes: block until the (named) projections have applied `position`.
         Raises `eb.Timeout` after `timeout` seconds, and ProjectionStopped when one is stopped
         before it gets there."""
-        if not 0 <= timeout <= limits.wait_seconds_max:
-            raise InvalidInput(f"timeout must be 0..{limits.wait_seconds_max} seconds")
         wanted = list(names or sorted(self.projections))
+        by_model: dict[int, tuple[ReadModel, list[str]]] = {}
+        for name in wanted:  # unknown names fail before any waiting
+            model = self.model(self.projection(name))
+            by_model.setdefault(id(model), (model, []))[1].append(name)
         deadline = time.monotonic() + timeout
-        while True:
-            behind = []
-            for name in wanted:
-                projection = self.projection(name)
-                active = next(
-                    (g for g in self.model(projection).generations(name) if g.active), None
-                )
-                at = active.position if active else 0
-                if active is not None and active.status == "stopped" and at < position:
-                    raise ProjectionStopped(
-                        f"projection {name} is stopped at position {active.failed_position} "
-                        f"({active.error}); it will not reach {position}"
-                    )
-                if at < position:
-                    behind.append(f"{name} at {at}")
-            if not behind:
-                return
-            if time.monotonic() >= deadline:
-                raise Timeout(f"waited {timeout:g} s for position {position}: " + ", ".join(behind))
-            time.sleep(0.002)
+        for model, names_here in by_model.values():
+            left = timeout if len(by_model) == 1 else max(0.0, deadline - time.monotonic())
+            model.wait_for(names_here, position, left)
 
     # -- operations -----------------------------------------------------------------------
 

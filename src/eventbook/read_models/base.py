@@ -16,7 +16,7 @@ from typing import Any
 from eventbook import limits
 from eventbook.core.messages import RecordedEvent
 from eventbook.errors import InvalidInput, Timeout
-from eventbook.projections.model import Generation, Projection
+from eventbook.projections.model import Generation, Projection, ProjectionStopped
 
 Batch = Sequence[tuple[RecordedEvent, Any]]  # (recorded event, typed event or None)
 
@@ -67,7 +67,7 @@ class ReadModel(abc.ABC):
         """Read-your-writes for a query: block until each named projection's active generation
         has applied `position` (its checkpoint, read from the target itself, so this works
         across processes). Raises `eb.Timeout` after `timeout` seconds, or `InvalidInput` at
-        once when one of them is stopped before the position."""
+        once (`ProjectionStopped`) when one of them is stopped before the position."""
         if not names:
             raise InvalidInput("name the projection(s) whose read model the query must wait for")
         if isinstance(timeout, bool) or not 0 <= timeout <= limits.wait_seconds_max:
@@ -79,7 +79,7 @@ class ReadModel(abc.ABC):
                 active = next((g for g in self.generations(name) if g.active), None)
                 at = active.position if active else 0
                 if active is not None and active.status == "stopped" and at < position:
-                    raise InvalidInput(
+                    raise ProjectionStopped(
                         f"projection {name} is stopped at position {active.failed_position} "
                         f"({active.error}); it will not reach {position}"
                     )
