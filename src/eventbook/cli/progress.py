@@ -1,10 +1,11 @@
-"""A progress bar for work over the global log (replay, checks): events, events/s and ETA,
-on stderr, and only when the work is long enough to be worth watching."""
+"""One progress bar for long work over the global log (replay, checks, rebuilds): events,
+events/s and ETA, on stderr."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable, Iterator
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from rich.console import Console
 from rich.progress import (
@@ -17,16 +18,45 @@ from rich.progress import (
 
 T = TypeVar("T")
 
-quiet_events_max = 20_000  # shorter work shows no bar
+quiet_events_max = 20_000  # work over fewer events shows no bar (with_progress)
 
 
-class _Rate(TextColumn):
-    def __init__(self) -> None:
-        super().__init__("")
+class ProgressBar:
+    """Call it with (done, total) as work advances; it appears on the first call."""
 
-    def render(self, task):  # type: ignore[no-untyped-def]
-        speed = task.finished_speed or task.speed
-        return f"{speed:,.0f} events/s" if speed else ""
+    def __init__(self, what: str) -> None:
+        self.what = what
+        self.progress: Progress | None = None
+        self.task: Any = None
+        self.started = time.monotonic()
+
+    def __call__(self, done: int, total: int) -> None:
+        if self.progress is None:
+            self.progress = Progress(
+                TextColumn(self.what),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TextColumn("{task.fields[rate]}"),
+                TimeRemainingColumn(),
+                console=Console(stderr=True),
+                transient=True,
+            )
+            self.progress.start()
+            self.task = self.progress.add_task(self.what, total=total, rate="")
+        elapsed = max(time.monotonic() - self.started, 1e-9)
+        self.progress.update(
+            self.task, completed=done, total=total, rate=f"{done / elapsed:,.0f} events/s"
+        )
+
+    def close(self) -> None:
+        if self.progress is not None:
+            self.progress.stop()
+
+    def __enter__(self) -> ProgressBar:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 def with_progress(items: Iterable[T], total: int, what: str, every: int = 1000) -> Iterator[T]:
@@ -34,20 +64,11 @@ def with_progress(items: Iterable[T], total: int, what: str, every: int = 1000) 
     if total < quiet_events_max:
         yield from items
         return
-    with Progress(
-        TextColumn(what),
-        BarColumn(),
-        MofNCompleteColumn(),
-        _Rate(),
-        TimeRemainingColumn(),
-        console=Console(stderr=True),
-        transient=True,
-    ) as progress:
-        task = progress.add_task(what, total=total)
+    with ProgressBar(what) as bar:
         done = 0
         for item in items:
             yield item
             done += 1
             if done % every == 0:
-                progress.update(task, completed=done)
-        progress.update(task, completed=done)
+                bar(done, total)
+        bar(done, total)

@@ -13,14 +13,13 @@ from contextlib import contextmanager, suppress
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from eventbook.cli import output
 from eventbook.cli.apps import AppOption, resolve_app
 from eventbook.cli.errors import EXIT_CONFLICT
 from eventbook.cli.options import JsonOption, StoreOption
+from eventbook.cli.progress import ProgressBar
 from eventbook.cli.stores import open_for_reading, store_url
 from eventbook.projections.model import ProjectionStatus
 from eventbook.projections.runner import ProjectionRunner
@@ -162,38 +161,6 @@ def status(
         raise typer.Exit(EXIT_CONFLICT)
 
 
-class _Bar:
-    """A progress bar with events/s and ETA for catching up or rebuilding (on stderr)."""
-
-    def __init__(self, what: str) -> None:
-        self.what = what
-        self.progress: Progress | None = None
-        self.task: Any = None
-        self.started = time.monotonic()
-
-    def __call__(self, position: int, head: int) -> None:
-        if self.progress is None:
-            self.progress = Progress(
-                TextColumn(self.what),
-                BarColumn(),
-                MofNCompleteColumn(),
-                TextColumn("{task.fields[rate]}"),
-                TimeRemainingColumn(),
-                console=Console(stderr=True),
-                transient=True,
-            )
-            self.progress.start()
-            self.task = self.progress.add_task(self.what, total=head, rate="")
-        elapsed = max(time.monotonic() - self.started, 1e-9)
-        self.progress.update(
-            self.task, completed=position, total=head, rate=f"{position / elapsed:,.0f} events/s"
-        )
-
-    def close(self) -> None:
-        if self.progress is not None:
-            self.progress.stop()
-
-
 @projections_app.command()
 def rebuild(
     ctx: typer.Context,
@@ -204,7 +171,7 @@ def rebuild(
 ) -> None:
     """Rebuild a projection from position 0 into a new generation while the current one keeps
     serving, then switch to it (blue/green). Shows progress with events/s and ETA."""
-    bar = _Bar(f"rebuilding {name}")
+    bar = ProgressBar(f"rebuilding {name}")
     started = time.monotonic()
     with _runner(ctx, store, app, redis) as runner:
         runner.projection(name)  # an unknown name fails before anything is made
@@ -256,7 +223,7 @@ def run(
     store: StoreOption = None,
 ) -> None:
     """Bring every projection up to the head (and with --follow keep them up to date)."""
-    bar = _Bar("catching up")
+    bar = ProgressBar("catching up")
     with _runner(ctx, store, app, redis) as runner:
         try:
             applied = runner.catch_up(progress=bar)

@@ -323,7 +323,7 @@ class ProjectionRunner:
 
     def position(self, name: str) -> int:
         projection = self.projection(name)
-        active = next((g for g in self.model(projection).generations(name) if g.active), None)
+        active = self.model(projection).active(name)
         return active.position if active else 0
 
     def wait_for(

@@ -35,6 +35,10 @@ class ReadModel(abc.ABC):
     def generations(self, name: str) -> list[Generation]:
         """Every generation of a projection, oldest first."""
 
+    def active(self, name: str) -> Generation | None:
+        """The generation queries see (None before the projection's first run)."""
+        return next((g for g in self.generations(name) if g.active), None)
+
     @abc.abstractmethod
     def create_generation(self, projection: Projection, *, active: bool) -> Generation:
         """A new, empty generation at position 0 (its tables made); active if asked."""
@@ -76,7 +80,7 @@ class ReadModel(abc.ABC):
         while True:
             behind = []
             for name in names:
-                active = next((g for g in self.generations(name) if g.active), None)
+                active = self.active(name)
                 at = active.position if active else 0
                 if active is not None and active.status == "stopped" and at < position:
                     raise ProjectionStopped(
