@@ -11,6 +11,7 @@
     ├── StoreCorrupted          stored bytes fail their checksum or do not fit the format
     ├── StoreUnsupported        the store is in a format this eventbook cannot read
     ├── StoreFailed             the disk refused a write or sync; the store turned read-only
+    ├── StoreUnavailable        the store's server cannot be reached (PostgreSQL, NATS)
     └── Timeout                 a bounded wait ran out
 
 Every error carries the fields a caller needs (stream, expected, actual, path, offset, ...)
@@ -145,6 +146,25 @@ class StoreFailed(EventbookError):
         )
 
 
+class StoreUnavailable(EventbookError):
+    """The store's server cannot be reached, or the connection broke during a call."""
+
+    exit_code = 3
+
+    def __init__(self, where: str, cause: object, unknown_outcome: bool = False) -> None:
+        self.where = where
+        self.cause = cause
+        self.unknown_outcome = unknown_outcome
+        detail = str(cause).strip().splitlines()[0] if str(cause).strip() else type(cause).__name__
+        then = (
+            "The append's outcome is unknown: it may have been recorded. Retry it with the same "
+            "commit id once the server is back (the retry returns the first result if it was)."
+            if unknown_outcome
+            else "Check that the server is running and reachable, then try again."
+        )
+        super().__init__(f"cannot reach {where} ({detail}). {then}")
+
+
 class Timeout(EventbookError):
     exit_code = 1
 
@@ -158,6 +178,7 @@ __all__ = [
     "StoreFailed",
     "StoreLocked",
     "StoreReadOnly",
+    "StoreUnavailable",
     "StoreUnsupported",
     "StreamNotFound",
     "Timeout",

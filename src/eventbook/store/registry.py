@@ -11,13 +11,15 @@ from eventbook.errors import InvalidInput
 from eventbook.store.contract import EventStore
 
 DEFAULT_STORE = "./eventbook-data"
-SCHEMES = "a path, file://PATH, memory://"
+SCHEMES = "a path, file://PATH, memory://, postgresql://USER@HOST:PORT/DB"
 
 
 def open_store(url: str | os.PathLike[str] | None = None, **options: Any) -> EventStore:
-    """Open a store by URL: a path or `file://` (the embedded log), or `memory://`.
+    """Open a store by URL: a path or `file://` (the embedded log), `memory://`, or
+    `postgresql://USER@HOST:PORT/DB` (`postgres://` too).
 
-    Options go to the backend (for the embedded log: `readonly=True`, `sync="always"|"none"`).
+    Options go to the backend (for the embedded log: `readonly=True`, `sync="always"|"none"`;
+    for PostgreSQL: `schema=`, `readonly=True`, `pool_size=`).
     With no URL, `EVENTBOOK_STORE` or `./eventbook-data` is used.
     """
     store_url = _resolve(url)
@@ -25,6 +27,8 @@ def open_store(url: str | os.PathLike[str] | None = None, **options: Any) -> Eve
         from eventbook.backends.memory import MemoryStore
 
         return MemoryStore(store_url, **options)
+    if store_url.startswith(("postgresql:", "postgres:")):
+        return _open_postgres(store_url, **options)
     from eventbook.backends.log.store import LogStore
 
     return LogStore.open(_log_path(store_url), **options)
@@ -65,6 +69,17 @@ def inspect_store(url: str | os.PathLike[str] | None = None, segment: int | None
     from eventbook.backends.log.verify import inspect_log
 
     return inspect_log(_log_path(store_url), segment)
+
+
+def _open_postgres(url: str, **options: Any) -> EventStore:
+    try:
+        from eventbook.backends.postgres.store import open_postgres
+    except ImportError as exc:
+        raise InvalidInput(
+            f"a postgresql:// store needs psycopg 3 and its pool ({exc.name} is missing): "
+            "pip install 'eventbook[postgres]'"
+        ) from None
+    return open_postgres(url, **options)
 
 
 def _resolve(url: str | os.PathLike[str] | None) -> str:

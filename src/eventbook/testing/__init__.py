@@ -25,9 +25,16 @@ pytest.register_assert_rewrite("eventbook.testing.conformance")
 
 from eventbook.testing.conformance import (  # noqa: E402
     DurableStoreContract,
+    NamedStoreFactory,
     PathStoreFactory,
     StoreContract,
     StoreFactory,
 )
 
-__all__ = ["DurableStoreContract", "PathStoreFactory", "StoreContract", "StoreFactory"]
+__all__ = [
+    "DurableStoreContract",
+    "NamedStoreFactory",
+    "PathStoreFactory",
+    "StoreContract",
+    "StoreFactory",
+]

@@ -28,6 +28,16 @@ skip: it fails loudly the day the bug is fixed, and the mark goes with the fix.
 
 from eventbook.testing.conformance.contract import StoreContract
 from eventbook.testing.conformance.durable import DurableStoreContract
-from eventbook.testing.conformance.factories import PathStoreFactory, StoreFactory
+from eventbook.testing.conformance.factories import (
+    NamedStoreFactory,
+    PathStoreFactory,
+    StoreFactory,
+)
 
-__all__ = ["DurableStoreContract", "PathStoreFactory", "StoreContract", "StoreFactory"]
+__all__ = [
+    "DurableStoreContract",
+    "NamedStoreFactory",
+    "PathStoreFactory",
+    "StoreContract",
+    "StoreFactory",
+]

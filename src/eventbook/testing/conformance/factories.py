@@ -4,6 +4,7 @@ reopens a store from its path, for the durability tests."""
 from __future__ import annotations
 
 import tempfile
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import ClassVar
@@ -70,3 +71,45 @@ class PathStoreFactory(StoreFactory):
         self._opened.append(again)
         self._paths[id(again)] = path
         return again
+
+
+class NamedStoreFactory(StoreFactory):
+    """Stores that live under a name on a server (a PostgreSQL schema, a NATS stream):
+    `new()` opens a fresh name with `open_named(name)`; `reopen` closes a store and opens its
+    name again. `discard(name)`, when given, deletes each name's data after the test."""
+
+    reopenable: ClassVar[bool] = True
+
+    def __init__(
+        self,
+        open_named: Callable[[str], eb.EventStore],
+        prefix: str = "t_",
+        discard: Callable[[str], None] | None = None,
+    ) -> None:
+        super().__init__(self._open_fresh)
+        self._open_named = open_named
+        self._prefix = prefix
+        self._discard = discard
+        self._names: dict[int, str] = {}  # id(store) -> name
+        self._used: list[str] = []
+
+    def _open_fresh(self) -> eb.EventStore:
+        name = f"{self._prefix}{uuid.uuid4().hex[:16]}"
+        store = self._open_named(name)
+        self._names[id(store)] = name
+        self._used.append(name)
+        return store
+
+    def reopen(self, store: eb.EventStore) -> eb.EventStore:
+        name = self._names.pop(id(store))
+        store.close()
+        again = self._open_named(name)
+        self._opened.append(again)
+        self._names[id(again)] = name
+        return again
+
+    def close_all(self) -> None:
+        super().close_all()
+        self._names.clear()
+        while self._used and self._discard is not None:
+            self._discard(self._used.pop())
