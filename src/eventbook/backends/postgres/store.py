@@ -20,7 +20,13 @@ from eventbook.backends.postgres.connection import Connections, Listener, Target
 from eventbook.backends.postgres.migrations import check_schema_name, migrate
 from eventbook.core.messages import AppendResult, NewEvent, RecordedEvent
 from eventbook.core.validation import check_id_text
-from eventbook.errors import DuplicateCommit, InvalidInput, StoreReadOnly, WrongExpectedVersion
+from eventbook.errors import (
+    DuplicateCommit,
+    InvalidInput,
+    StoreReadOnly,
+    StoreUnavailable,
+    WrongExpectedVersion,
+)
 from eventbook.store.commit import PreparedCommit, new_event_id, prepare_commit, result_of
 from eventbook.store.contract import EventStore, StreamInfo, check_limit, check_position
 from eventbook.store.expected import ANY, EXISTS, NO_STREAM
@@ -33,6 +39,7 @@ _COLUMNS = (
 )
 SAFE = "tx < (SELECT pg_snapshot_xmin(pg_current_snapshot()))"  # the readable prefix
 POOL_SIZE = 16
+READ_ATTEMPTS = 4  # a read on a broken connection is tried again on a fresh one
 
 
 class PostgresStore(EventStore):
@@ -143,15 +150,24 @@ class PostgresStore(EventStore):
         return self._rows(self._sql.position_range, [first, last])
 
     def _rows(self, query: sql.Composed, params: list[Any]) -> list[RecordedEvent]:
-        self._check_open()
-        with self._connections.use() as conn:
-            rows = conn.execute(query, params).fetchall()
-        return [RecordedEvent(*row) for row in rows]
+        return [RecordedEvent(*row) for row in self._fetch(query, params)]
 
     def _one(self, query: sql.Composed, params: list[Any] | None = None) -> Any:
-        self._check_open()
-        with self._connections.use() as conn:
-            return conn.execute(query, params).fetchone()[0]
+        return self._fetch(query, params)[0][0]
+
+    def _fetch(self, query: sql.Composed, params: list[Any] | None) -> list[tuple[Any, ...]]:
+        """Run a read; a connection that broke (a restarted server, a terminated backend) is
+        replaced and the read tried again, READ_ATTEMPTS times in all."""
+        for attempt in range(READ_ATTEMPTS):
+            self._check_open()
+            try:
+                with self._connections.use() as conn:
+                    return conn.execute(query, params).fetchall()
+            except StoreUnavailable:
+                if attempt == READ_ATTEMPTS - 1 or self.closed:
+                    raise
+                time.sleep(0.05 * 2**attempt)
+        raise AssertionError("unreachable")
 
     def stream_version(self, stream: str) -> int:
         return self._one(self._sql.stream_version, [stream])
@@ -166,10 +182,7 @@ class PostgresStore(EventStore):
     def _streams(self) -> Iterator[StreamInfo]:
         after = ""
         while True:
-            with self._connections.use() as conn:
-                rows = conn.execute(
-                    self._sql.streams_page, [after, limits.read_page_count_max]
-                ).fetchall()
+            rows = self._fetch(self._sql.streams_page, [after, limits.read_page_count_max])
             yield from (StreamInfo(*row) for row in rows)
             if len(rows) < limits.read_page_count_max:
                 return
