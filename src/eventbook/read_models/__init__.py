@@ -24,6 +24,7 @@ def sqlite_path(store: EventStore) -> str:
 
 
 REDIS_URL_ENV = "EVENTBOOK_REDIS_URL"
+PG_URL_ENV = "EVENTBOOK_PG_URL"
 
 
 def open_read_models(
@@ -32,17 +33,30 @@ def open_read_models(
     *,
     sqlite: str | None = None,
     redis: str | None = None,
+    postgres: str | None = None,
     readonly: bool = False,
 ) -> dict[str, ReadModel]:
     """The read models a set of projections needs, opened for this store.
 
-    `redis`: the Redis server of "redis" projections (else `EVENTBOOK_REDIS_URL`)."""
-    unknown = kinds - {"sqlite", "fts", "redis"}
+    `redis`: the Redis server of "redis" projections (else `EVENTBOOK_REDIS_URL`).
+    `postgres`: the database of "postgres" projections (else the store's own database when
+    the store is PostgreSQL, else `EVENTBOOK_PG_URL`); their schema is the store's schema
+    with `_rm` after it (`eventbook_rm` by default)."""
+    unknown = kinds - {"sqlite", "fts", "redis", "postgres"}
     if unknown:
         raise InvalidInput(
             f"read-model targets {sorted(unknown)} are not available here; known: sqlite, fts, "
-            "redis"
+            "redis, postgres"
         )
+    pg_url = None
+    if "postgres" in kinds:
+        own = store.url if store.url.startswith(("postgresql:", "postgres:")) else None
+        pg_url = postgres or own or os.environ.get(PG_URL_ENV)
+        if not pg_url:
+            raise InvalidInput(
+                "a projection with target 'postgres' needs a PostgreSQL database: use a "
+                f"postgresql:// store, give postgres='postgresql://...' or set {PG_URL_ENV}"
+            )
     url = None
     if "redis" in kinds:
         url = redis or os.environ.get(REDIS_URL_ENV)
@@ -57,14 +71,28 @@ def open_read_models(
         opened["sqlite"] = model
         if "fts" in kinds:
             opened["fts"] = model
-    if url is not None:
-        try:
+    try:
+        if url is not None:
             opened["redis"] = _redis_model()(url)
-        except BaseException:
-            for model in opened.values():
-                model.close()
-            raise
+        if pg_url is not None:
+            schema = f"{getattr(store, 'schema', 'eventbook')}_rm"
+            opened["postgres"] = _postgres_model()(pg_url, schema, readonly=readonly)
+    except BaseException:
+        for model in opened.values():
+            model.close()
+        raise
     return opened
+
+
+def _postgres_model() -> Any:
+    """PostgresReadModel, imported on first use: psycopg is the optional `postgres` extra."""
+    try:
+        from eventbook.read_models.postgres import PostgresReadModel
+    except ImportError as exc:
+        raise InvalidInput(
+            f"the PostgreSQL read model needs psycopg 3 ({exc}); pip install 'eventbook[postgres]'"
+        ) from exc
+    return PostgresReadModel
 
 
 def _redis_model() -> Any:
