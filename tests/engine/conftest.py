@@ -14,14 +14,20 @@ def clock() -> Clock:
     return Clock()
 
 
-@pytest.fixture(params=["memory", "log"])
+@pytest.fixture(params=["memory", "log", "postgres"])
 def env(request: pytest.FixtureRequest, tmp_path: Path, clock: Clock) -> Iterator[Env]:
-    """A store of each backend, its clock, and engines over it."""
-    opened = Env(request.param, tmp_path / "s", clock)
+    """A store of each backend, its clock, and engines over it (PostgreSQL: a fresh schema
+    on the session's test server)."""
+    where: Path | str = tmp_path / "s"
+    if request.param == "postgres":
+        where = request.getfixturevalue("pg_url")
+    opened = Env(request.param, where, clock)
     try:
         yield opened
     finally:
         opened.close()
+        if request.param == "postgres":
+            request.getfixturevalue("drop_schema")(opened.schema)
 
 
 @pytest.fixture

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import threading
+import uuid
 from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -44,21 +45,25 @@ class Clock:
 
 
 class Env:
-    """A store of one backend (`memory` or `log`) with the test clock, and engines over it."""
+    """A store of one backend (`memory`, `log` or `postgres`) with the test clock, and engines
+    over it. `where` is the log's directory, or the PostgreSQL URL (a fresh schema is used)."""
 
-    def __init__(self, kind: str, path: Path, clock: Clock) -> None:
+    def __init__(self, kind: str, where: Path | str, clock: Clock) -> None:
         self.kind = kind
-        self.path = path
+        self.path = where
         self.clock = clock
+        self.schema = f"engine_{uuid.uuid4().hex[:12]}"
         self.store = self.open()
 
     def open(self) -> eb.EventStore:
         if self.kind == "memory":
             return eb.open_store("memory://", clock=self.clock)
+        if self.kind == "postgres":
+            return eb.open_store(str(self.path), schema=self.schema, clock=self.clock)
         return eb.open_store(str(self.path), clock=self.clock)
 
     def reopen(self) -> eb.EventStore:
-        assert self.kind == "log", "only the embedded log outlives its store object"
+        assert self.kind != "memory", "a memory store does not outlive its store object"
         self.store.close()
         self.store = self.open()
         return self.store

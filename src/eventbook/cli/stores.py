@@ -33,7 +33,7 @@ def store_url(ctx: typer.Context, store: str | None) -> str:
 
 
 def open_for_writing(url: str) -> EventStore:
-    if url.startswith("memory:"):
+    if url.startswith("memory:") or registry.is_server_url(url):
         return registry.open_store(url)
     # Opening for writing may have to rebuild a lost or stale index from the whole log:
     # long work shows progress (on stderr, and only once it is more than a moment's work).

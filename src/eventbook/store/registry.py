@@ -27,7 +27,7 @@ def open_store(url: str | os.PathLike[str] | None = None, **options: Any) -> Eve
         from eventbook.backends.memory import MemoryStore
 
         return MemoryStore(store_url, **options)
-    if store_url.startswith(("postgresql:", "postgres:")):
+    if is_server_url(store_url):
         return _open_postgres(store_url, **options)
     from eventbook.backends.log.store import LogStore
 
@@ -69,6 +69,11 @@ def inspect_store(url: str | os.PathLike[str] | None = None, segment: int | None
     from eventbook.backends.log.verify import inspect_log
 
     return inspect_log(_log_path(store_url), segment)
+
+
+def is_server_url(url: str) -> bool:
+    """Whether a store URL names a server (PostgreSQL), not a directory or memory."""
+    return url.startswith(("postgresql:", "postgres:"))
 
 
 def _open_postgres(url: str, **options: Any) -> EventStore:

@@ -9,7 +9,8 @@ running, so positions become visible in order and a follower never skips a late 
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from datetime import datetime
 from typing import Any
 
 import msgspec
@@ -18,6 +19,7 @@ from psycopg import sql
 from eventbook import limits
 from eventbook.backends.postgres.connection import Connections, Listener, Target, connect, parse_url
 from eventbook.backends.postgres.migrations import check_schema_name, migrate
+from eventbook.backends.postgres.snapshots import PostgresSnapshots
 from eventbook.core.messages import AppendResult, NewEvent, RecordedEvent
 from eventbook.core.validation import check_id_text
 from eventbook.errors import (
@@ -31,6 +33,7 @@ from eventbook.store.commit import PreparedCommit, new_event_id, prepare_commit,
 from eventbook.store.contract import EventStore, StreamInfo, check_limit, check_position
 from eventbook.store.expected import ANY, EXISTS, NO_STREAM
 from eventbook.store.reading import page_stream
+from eventbook.store.snapshots import SnapshotStore
 
 _json = msgspec.json.Encoder()
 _COLUMNS = (
@@ -52,6 +55,7 @@ class PostgresStore(EventStore):
         schema: str | None = None,
         readonly: bool = False,
         pool_size: int = POOL_SIZE,
+        clock: Callable[[], datetime] | None = None,
     ) -> None:
         target = parse_url(url, schema)
         check_schema_name(target.schema)
@@ -61,6 +65,7 @@ class PostgresStore(EventStore):
         self.target: Target = target
         self.schema = target.schema
         self.readonly = readonly
+        self._clock = clock  # None: the server's clock records commits
         with connect(target) as conn:  # a clear error now if the server is not there
             migrate(conn, target.schema)
         self._sql = _Statements(target.schema)
@@ -81,7 +86,7 @@ class PostgresStore(EventStore):
         prepared = prepare_commit(events, expected, commit_id, metadata)
         if self.readonly:
             raise StoreReadOnly(self.target.where, "it was opened with readonly=True")
-        params = _append_params(prepared)
+        params = _append_params(prepared, self._clock() if self._clock else None)
         with self._connections.use(unknown_outcome=True) as conn:
             status, first, last, recorded_at, streams, versions = conn.execute(
                 self._sql.append, params, binary=True
@@ -216,6 +221,9 @@ class PostgresStore(EventStore):
 
     # -- the rest ---------------------------------------------------------------------------
 
+    def _open_snapshots(self) -> SnapshotStore:
+        return PostgresSnapshots(self._connections, self.schema, readonly=self.readonly)
+
     def stats(self) -> dict[str, Any]:
         stats = super().stats()
         pool = self._connections.pool.get_stats()
@@ -233,11 +241,11 @@ class PostgresStore(EventStore):
         self.closed = True
         if self._listener is not None:
             self._listener.close()
-        self._connections.close()
         self._close_snapshots()
+        self._connections.close()
 
 
-def _append_params(prepared: PreparedCommit) -> list[Any]:
+def _append_params(prepared: PreparedCommit, now: datetime | None = None) -> list[Any]:
     events = prepared.events
     expected_streams = list(prepared.expected)
     codes = []
@@ -263,6 +271,7 @@ def _append_params(prepared: PreparedCommit) -> list[Any]:
         prepared.commit_id,
         prepared.digest if prepared.commit_id is not None else None,
         _json.encode(prepared.metadata).decode() if prepared.metadata else None,
+        now,
     ]
 
 
@@ -279,7 +288,7 @@ class _Statements:
         self.append = sql.SQL(
             "SELECT * FROM {}.append(%s::text[], %s::text[], %s::text[], %s::text[], "
             "%s::timestamptz[], %s::text[], %s::integer[], %s::text[], %s::bigint[], "
-            "%s::text, %s::bytea, %s::text)"
+            "%s::text, %s::bytea, %s::text, %s::timestamptz)"
         ).format(s)
         self.stream_version = sql.SQL(
             "SELECT coalesce(max(version), 0) FROM {} WHERE stream = %s"
@@ -323,7 +332,7 @@ def open_postgres(url: str, **options: Any) -> PostgresStore:
         return PostgresStore(url, **options)
     except TypeError as exc:
         raise InvalidInput(
-            f"{exc}; a postgresql:// store takes schema=, readonly=, pool_size="
+            f"{exc}; a postgresql:// store takes schema=, readonly=, pool_size=, clock="
         ) from None
 
 

@@ -30,6 +30,7 @@ CREATE FUNCTION @schema@.append(
     p_commit_id text,
     p_digest bytea,
     p_commit_metadata text,
+    p_now timestamptz,  -- the caller's clock (tests); NULL: the server's clock_timestamp()
     OUT o_status text,
     OUT o_first bigint,
     OUT o_last bigint,
@@ -99,7 +100,7 @@ BEGIN
             PERFORM setval('@schema@.positions', o_first + v_count - 1);
         END IF;
         v_now_us := greatest(
-            (extract(epoch FROM clock_timestamp()) * 1000000)::bigint,
+            (extract(epoch FROM coalesce(p_now, clock_timestamp())) * 1000000)::bigint,
             (SELECT r.last_value FROM @schema@.recorded_us AS r));
         PERFORM setval('@schema@.recorded_us', v_now_us);
         PERFORM pg_advisory_unlock(@latch_key@);
