@@ -45,7 +45,8 @@ def _global_options(
             "--store",
             envvar="EVENTBOOK_STORE",
             metavar="URL",
-            help="Store URL: a path or file://PATH (embedded log), or memory://.",
+            help="Store URL: a path or file://PATH (embedded log), memory://, or "
+            "postgresql://USER@HOST:PORT/DB[?schema=NAME].",
         ),
     ] = DEFAULT_STORE,
     version: Annotated[

@@ -100,6 +100,12 @@ def _resolve(url: str | os.PathLike[str] | None) -> str:
 
 def _log_path(url: str) -> Path:
     """The directory of an embedded log, from a path or a file:// URL."""
+    if is_server_url(url):
+        raise InvalidInput(
+            "verify, repair and inspect read the files of an embedded log; a PostgreSQL store's "
+            "bytes are its server's to check (PostgreSQL's own tools: amcheck, data checksums). "
+            "`eventbook replay --verify` checks any store by replaying it."
+        )
     if url.startswith("file:"):
         parsed = urlparse(url)
         path = unquote(parsed.netloc + parsed.path)
