@@ -53,6 +53,15 @@ BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
                 "lag_ours_p99_ms",
             },
         ),
+        (
+            "bench_postgres.py",
+            {
+                "w1_ours_over_peer",
+                "w8_ours_over_peer",
+                "b100_ours_over_peer",
+                "read_all_ours_over_peer",
+            },
+        ),
     ],
 )
 def test_quick_benchmark_prints_its_ratios(tmp_path: Path, script: str, targets: set[str]) -> None:

@@ -227,9 +227,7 @@ class PostgresServer:
     def create_database(self) -> None:
         import psycopg
 
-        with psycopg.connect(
-            self.url_for("postgres"), autocommit=True
-        ) as conn:
+        with psycopg.connect(self.url_for("postgres"), autocommit=True) as conn:
             conn.execute(f"CREATE DATABASE {USER}")
 
 
