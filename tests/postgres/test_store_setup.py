@@ -148,3 +148,26 @@ def test_the_demo_runs_on_postgresql_and_again_writes_nothing(pg_url: str, schem
     state = eventbook_cli("--store", url, "state", "account-ada", "--json")
     assert state.returncode == 0, state.stderr  # the app was remembered in the schema
     assert '"balance": 45' in state.stdout or '"balance":45' in state.stdout
+
+
+def test_a_commit_wakes_the_followers_of_other_store_objects_by_notify(
+    pg_url: str, schema: str
+) -> None:
+    import time
+
+    with (
+        eb.open_store(pg_url, schema=schema) as follower,
+        eb.open_store(pg_url, schema=schema) as writer,
+    ):
+        assert not follower.wait_for_append(0, 0.01)  # starts the follower's listener
+        listener = follower._listener  # type: ignore[attr-defined]
+        deadline = time.monotonic() + 5
+        while listener.generation < 1 and time.monotonic() < deadline:  # LISTEN is in place
+            time.sleep(0.01)
+        seen = listener.generation
+        writer.append([eb.NewEvent("a-1", "Opened")])
+        while listener.generation == seen and time.monotonic() < deadline:
+            time.sleep(0.005)
+        assert listener.generation > seen, "the NOTIFY reached the other store's listener"
+        assert writer._notifier.sent >= 1  # type: ignore[attr-defined]
+        assert follower.wait_for_append(0, 1.0)

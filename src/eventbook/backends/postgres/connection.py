@@ -136,17 +136,17 @@ class Listener:
             self._conn = conn
             try:
                 conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(self.channel)))
-                self._bump()  # anything committed while we were not listening
+                self.bump()  # anything committed while we were not listening
                 while not self._stop.is_set():
                     for _ in conn.notifies(timeout=0.5, stop_after=1):
-                        self._bump()
+                        self.bump()
             except psycopg.Error:
                 pass
             finally:
                 self._conn = None
                 conn.close()
 
-    def _bump(self) -> None:
+    def bump(self) -> None:
         with self.changed:
             self.generation += 1
             self.changed.notify_all()
@@ -157,5 +157,53 @@ class Listener:
 
     def close(self) -> None:
         self._stop.set()
-        self._bump()
+        self.bump()
+        self._thread.join(timeout=5)
+
+
+class Notifier:
+    """A thread on a connection of its own that sends the store's NOTIFY after commits.
+
+    `poke()` returns at once; pokes that arrive while a notification is being sent are folded
+    into the next one, so an append never waits for it and a burst of appends costs one
+    notification. A failed send is tried again on a new connection."""
+
+    def __init__(self, target: Target, channel: str) -> None:
+        self.target = target
+        self.channel = channel
+        self.sent = 0
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="eventbook-pg-notify", daemon=True)
+        self._thread.start()
+
+    def poke(self) -> None:
+        self._wake.set()
+
+    def _run(self) -> None:
+        conn: psycopg.Connection | None = None
+        while True:
+            self._wake.wait()
+            if self._stop.is_set():
+                break
+            self._wake.clear()
+            try:
+                if conn is None or conn.closed or conn.broken:
+                    conn = psycopg.connect(
+                        self.target.conninfo, autocommit=True, connect_timeout=CONNECT_SECONDS
+                    )
+                conn.execute("SELECT pg_notify(%s, '')", [self.channel])
+                self.sent += 1
+            except psycopg.Error:
+                if conn is not None:
+                    conn.close()
+                conn = None
+                self._stop.wait(0.05)
+                self._wake.set()  # try again
+        if conn is not None:
+            conn.close()
+
+    def close(self) -> None:
+        self._stop.set()
+        self._wake.set()
         self._thread.join(timeout=5)

@@ -8,6 +8,7 @@ running, so positions become visible in order and a follower never skips a late 
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import datetime
@@ -17,7 +18,14 @@ import msgspec
 from psycopg import sql
 
 from eventbook import limits
-from eventbook.backends.postgres.connection import Connections, Listener, Target, connect, parse_url
+from eventbook.backends.postgres.connection import (
+    Connections,
+    Listener,
+    Notifier,
+    Target,
+    connect,
+    parse_url,
+)
 from eventbook.backends.postgres.migrations import check_schema_name, migrate
 from eventbook.backends.postgres.snapshots import PostgresSnapshots
 from eventbook.core.messages import AppendResult, NewEvent, RecordedEvent
@@ -71,6 +79,8 @@ class PostgresStore(EventStore):
         self._sql = _Statements(target.schema)
         self._connections = Connections(target, pool_size)
         self._listener: Listener | None = None
+        self._notifier: Notifier | None = None
+        self._notifier_lock = threading.Lock()
 
     # -- append -----------------------------------------------------------------------------
 
@@ -91,9 +101,8 @@ class PostgresStore(EventStore):
             status, first, last, recorded_at, streams, versions = conn.execute(
                 self._sql.append, params, binary=True
             ).fetchone()
-            if status == "ok":
-                conn.execute(self._sql.notify)
         if status == "ok":
+            self._notify()
             written = dict(zip(streams, versions, strict=True))
             return AppendResult(first, last, written, commit_id, recorded_at)
         if status == "duplicate":
@@ -138,11 +147,12 @@ class PostgresStore(EventStore):
                 if remaining is None
                 else min(remaining, limits.read_page_count_max)
             )
-            rows = self._rows(self._sql.all_page, [after, head, page])
-            if not rows:
-                return
+            # a position range of one page (fewer rows where rolled-back commits left holes):
+            # the index range scan stays one page long however long the log is
+            upto = min(head, after + page)
+            rows = self._rows(self._sql.all_page, [after, upto, page])
             yield from rows
-            after = rows[-1].position
+            after = upto
             if remaining is not None:
                 remaining -= len(rows)
 
@@ -154,20 +164,20 @@ class PostgresStore(EventStore):
     def _read_positions(self, first: int, last: int) -> list[RecordedEvent]:
         return self._rows(self._sql.position_range, [first, last])
 
-    def _rows(self, query: sql.Composed, params: list[Any]) -> list[RecordedEvent]:
+    def _rows(self, query: str, params: list[Any]) -> list[RecordedEvent]:
         return [RecordedEvent(*row) for row in self._fetch(query, params)]
 
-    def _one(self, query: sql.Composed, params: list[Any] | None = None) -> Any:
+    def _one(self, query: str, params: list[Any] | None = None) -> Any:
         return self._fetch(query, params)[0][0]
 
-    def _fetch(self, query: sql.Composed, params: list[Any] | None) -> list[tuple[Any, ...]]:
+    def _fetch(self, query: str, params: list[Any] | None) -> list[tuple[Any, ...]]:
         """Run a read; a connection that broke (a restarted server, a terminated backend) is
         replaced and the read tried again, READ_ATTEMPTS times in all."""
         for attempt in range(READ_ATTEMPTS):
             self._check_open()
             try:
                 with self._connections.use() as conn:
-                    return conn.execute(query, params).fetchall()
+                    return conn.execute(query, params, binary=True).fetchall()
             except StoreUnavailable:
                 if attempt == READ_ATTEMPTS - 1 or self.closed:
                     raise
@@ -214,6 +224,19 @@ class PostgresStore(EventStore):
             )
         return False
 
+    def _notify(self) -> None:
+        """Wake followers: this process's at once, other processes' by a NOTIFY that a
+        background thread sends (never in the append's transaction: see docs/postgres.md)."""
+        if self._listener is not None:
+            self._listener.bump()
+        notifier = self._notifier
+        if notifier is None:
+            with self._notifier_lock:
+                if self._notifier is None:
+                    self._notifier = Notifier(self.target, self._sql.channel)
+                notifier = self._notifier
+        notifier.poke()
+
     def _listen(self) -> Listener:
         if self._listener is None:
             self._listener = Listener(self.target, self._sql.channel)
@@ -241,8 +264,25 @@ class PostgresStore(EventStore):
         self.closed = True
         if self._listener is not None:
             self._listener.close()
+        if self._notifier is not None:
+            self._notifier.close()
         self._close_snapshots()
         self._connections.close()
+
+
+class _Row(msgspec.Struct):
+    """One event in the append's JSON parameter (its stream goes in a text[] of its own)."""
+
+    t: str
+    d: dict[str, Any]
+    m: dict[str, Any]
+    o: datetime | None
+    i: str
+    v: int
+
+
+def _row(e: NewEvent) -> _Row:
+    return _Row(e.type, e.data, e.metadata, e.occurred_at, e.id or new_event_id(), e.schema_version)
 
 
 def _append_params(prepared: PreparedCommit, now: datetime | None = None) -> list[Any]:
@@ -260,12 +300,7 @@ def _append_params(prepared: PreparedCommit, now: datetime | None = None) -> lis
             codes.append(want)
     return [
         [e.stream for e in events],
-        [e.type for e in events],
-        [_json.encode(e.data).decode() for e in events],
-        [_json.encode(e.metadata).decode() for e in events],
-        [e.occurred_at for e in events],
-        [e.id or new_event_id() for e in events],
-        [e.schema_version for e in events],
+        _json.encode([_row(e) for e in events]).decode(),
         expected_streams,
         codes,
         prepared.commit_id,
@@ -276,19 +311,23 @@ def _append_params(prepared: PreparedCommit, now: datetime | None = None) -> lis
 
 
 class _Statements:
-    """The store's SQL, with its schema filled in."""
+    """The store's SQL, with its schema filled in, rendered to text once."""
 
     def __init__(self, schema: str) -> None:
+        self._compose(schema)
+        for name, value in list(vars(self).items()):
+            if isinstance(value, sql.Composable):
+                setattr(self, name, value.as_string())
+
+    def _compose(self, schema: str) -> None:
         s = sql.Identifier(schema)
         events = sql.SQL("{}.events").format(s)
         cols = sql.SQL(_COLUMNS)
         safe = sql.SQL(SAFE)
         self.channel = f"eventbook_{schema}"
-        self.notify = sql.SQL("SELECT pg_notify({}, '')").format(sql.Literal(self.channel))
         self.append = sql.SQL(
-            "SELECT * FROM {}.append(%s::text[], %s::text[], %s::text[], %s::text[], "
-            "%s::timestamptz[], %s::text[], %s::integer[], %s::text[], %s::bigint[], "
-            "%s::text, %s::bytea, %s::text, %s::timestamptz)"
+            "SELECT * FROM {}.append(%b::text[], %b::json, %b::text[], %b::bigint[], "
+            "%b::text, %b::bytea, %b::text, %b::timestamptz)"
         ).format(s)
         self.stream_version = sql.SQL(
             "SELECT coalesce(max(version), 0) FROM {} WHERE stream = %s"

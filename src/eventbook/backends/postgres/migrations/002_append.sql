@@ -18,13 +18,9 @@
 -- p_expected codes: -1 any, -2 exists, N >= 0 exactly N (0 is no-stream).
 
 CREATE FUNCTION @schema@.append(
-    p_streams text[],
-    p_types text[],
-    p_data text[],
-    p_metadata text[],
-    p_occurred timestamptz[],
-    p_ids text[],
-    p_schema_versions integer[],
+    p_streams text[],  -- each event's stream, in order (for the locks, without parsing)
+    p_events json,     -- [{"t": type, "d": data, "m": metadata, "o": occurred_at or null,
+                       --   "i": event id, "v": schema version}, ...] in the same order
     p_expected_streams text[],
     p_expected bigint[],
     p_commit_id text,
@@ -119,15 +115,17 @@ BEGIN
            b.v + row_number() OVER (PARTITION BY u.s ORDER BY u.i),
            u.id,
            u.t,
-           u.d::json,
-           u.m::json,
+           u.d,
+           u.m,
            u.sv,
            o_recorded_at,
            coalesce(u.o, o_recorded_at),
            p_commit_id,
            pg_current_xact_id()
-    FROM unnest(p_streams, p_types, p_data, p_metadata, p_occurred, p_ids, p_schema_versions)
-             WITH ORDINALITY AS u(s, t, d, m, o, id, sv, i)
+    FROM ROWS FROM (
+             unnest(p_streams),
+             json_to_recordset(p_events) AS (t text, d json, m json, o timestamptz, i text, v integer)
+         ) WITH ORDINALITY AS u(s, t, d, m, o, id, sv, i)
     JOIN unnest(v_names, v_base) AS b(s, v) ON b.s = u.s;
 
     IF p_commit_id IS NOT NULL OR p_commit_metadata IS NOT NULL THEN
