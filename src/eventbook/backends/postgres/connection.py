@@ -17,7 +17,9 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 import msgspec
 import psycopg
 from psycopg import sql
-from psycopg.types.json import set_json_loads
+from psycopg.abc import Buffer
+from psycopg.adapt import Loader
+from psycopg.pq import Format
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from eventbook.errors import InvalidInput, StoreUnavailable
@@ -56,8 +58,25 @@ def parse_url(url: str, schema: str | None = None) -> Target:
     )
 
 
+class _JsonLoader(Loader):
+    """`json` columns straight into msgspec (text format)."""
+
+    def load(self, data: Buffer) -> Any:
+        return _decode(data)
+
+
+class _JsonBinaryLoader(_JsonLoader):
+    """The same for binary results (a `json` value's binary form is its text)."""
+
+    format = Format.BINARY
+
+
+_decode = msgspec.json.decode
+
+
 def configure(conn: psycopg.Connection) -> None:
-    set_json_loads(msgspec.json.decode, conn)
+    conn.adapters.register_loader("json", _JsonLoader)
+    conn.adapters.register_loader("json", _JsonBinaryLoader)
     conn.execute("SET TIME ZONE 'UTC'")
 
 

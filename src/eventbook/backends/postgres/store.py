@@ -103,7 +103,11 @@ class PostgresStore(EventStore):
             ).fetchone()
         if status == "ok":
             self._notify()
-            written = dict(zip(streams, versions, strict=True))
+            before = dict(zip(streams, versions, strict=True))
+            written: dict[str, int] = {}
+            for event in prepared.events:
+                stream = event.stream
+                written[stream] = written.get(stream, before[stream]) + 1
             return AppendResult(first, last, written, commit_id, recorded_at)
         if status == "duplicate":
             return result_of(self._read_positions(first, last))

@@ -31,8 +31,8 @@ CREATE FUNCTION @schema@.append(
     OUT o_first bigint,
     OUT o_last bigint,
     OUT o_recorded_at timestamptz,
-    OUT o_streams text[],
-    OUT o_versions bigint[]
+    OUT o_streams text[],   -- ok: every stream named; conflict: the stream that failed
+    OUT o_versions bigint[]  -- their versions before the commit
 ) LANGUAGE plpgsql AS $fn$
 DECLARE
     v_count integer := cardinality(p_streams);
@@ -133,11 +133,8 @@ BEGIN
         VALUES (o_first, o_last, p_commit_id, p_digest, p_commit_metadata::json);
     END IF;
 
-    SELECT array_agg(w.s ORDER BY w.first), array_agg(b.v + w.n ORDER BY w.first)
-        INTO o_streams, o_versions
-        FROM (SELECT s, count(*) AS n, min(i) AS first
-                FROM unnest(p_streams) WITH ORDINALITY AS x(s, i) GROUP BY s) AS w
-        JOIN unnest(v_names, v_base) AS b(s, v) ON b.s = w.s;
+    o_streams := v_names;  -- every stream named, with its version before the commit: the
+    o_versions := v_base;  -- caller adds the commit's events to get the new versions
     o_status := 'ok';
 END;
 $fn$;
