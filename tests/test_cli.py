@@ -51,6 +51,7 @@ EVENT_KEYS = [
     "commit_id",
 ]
 
+
 @pytest.fixture(autouse=True)
 def _isolated(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """No ambient EVENTBOOK_STORE, and the default ./eventbook-data lands in tmp_path."""

@@ -41,6 +41,7 @@ def slowed(projection: Projection, pause: float) -> Projection:
         return dataclasses.replace(projection, handler=slow_handler)
 
     def slow_batch(tx, batch) -> None:  # the fast path, as slow per event as the other
+        batch = list(batch)  # a raw batch is read as it is iterated: count it here
         batch_handler(tx, batch)
         if pause:
             time.sleep(pause * len(batch))

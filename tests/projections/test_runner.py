@@ -441,7 +441,9 @@ def test_an_event_that_does_not_decode_stops_the_projections_that_handle_it(
     bank_engine(store, 30)
     bad = store.append([eb.NewEvent("account-zz", "AccountOpened", {"account_id": 5})])
     bank_engine(store, 30, seed=2)
-    runner = eb.ProjectionRunner(store, bank.app, models, batch_events=10, attempts=1)
+    typed = dataclasses.replace(bank.balances, batch_handler=None)  # its raw batches: no decode
+    app = dataclasses.replace(bank.app, projections=[typed, bank.passbook])
+    runner = eb.ProjectionRunner(store, app, models, batch_events=10, attempts=1)
     runner.catch_up()  # does not raise: the others keep running
     state = status_of(runner, "balances")  # AccountOpened is one of its types
     assert state.status == "stopped" and state.failed_position == bad.first_position

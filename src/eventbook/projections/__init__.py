@@ -1,6 +1,12 @@
 """The query side: projections keep read models up to date from the log (seed 002's CQRS)."""
 
-from eventbook.projections.model import Generation, Projection, ProjectionStatus, projection
+from eventbook.projections.model import (
+    Generation,
+    Projection,
+    ProjectionStatus,
+    RecordedBatch,
+    projection,
+)
 from eventbook.projections.runner import ProjectionRunner, ProjectionStopped
 
 __all__ = [
@@ -9,5 +15,6 @@ __all__ = [
     "ProjectionRunner",
     "ProjectionStatus",
     "ProjectionStopped",
+    "RecordedBatch",
     "projection",
 ]

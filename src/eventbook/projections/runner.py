@@ -14,13 +14,15 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import UTC, datetime
 from itertools import islice
 
+import msgspec
+
 from eventbook import limits
 from eventbook.core.messages import RecordedEvent
-from eventbook.engine.codec import EventDecoder
+from eventbook.engine.codec import EventDecoder, lift
 from eventbook.engine.model import Application
 from eventbook.errors import EventbookError, InvalidInput, StoreFailed
 from eventbook.projections.model import (
@@ -28,6 +30,7 @@ from eventbook.projections.model import (
     Projection,
     ProjectionStatus,
     ProjectionStopped,
+    RecordedBatch,
 )
 from eventbook.read_models.base import AlreadyApplied, ReadModel
 from eventbook.store.contract import EventStore
@@ -73,6 +76,10 @@ class ProjectionRunner:
         self.attempts = attempts
         self.clock = clock
         self.decoder = EventDecoder(app)
+        # the schema version each declared type is read at (raw batches are lifted to it)
+        self._versions = {name: cls.schema_version for name, cls in app.event_types.items()}
+        versions = set(self._versions.values())
+        self._uniform = versions.pop() if len(versions) == 1 else None  # usually 1
         for p in self.projections.values():
             if p.target not in read_models:
                 raise InvalidInput(
@@ -156,12 +163,17 @@ class ProjectionRunner:
             return 0
         position = gen.position
         applied = 0
-        events = self.store.read_all(after=position, limit=max(0, head - position))
-        while position < head:  # one read of the log, cut into bounded batches
-            batch = list(islice(events, self.batch_events))
-            if not batch:
-                break
-            through = batch[-1].position
+        raw = projection.raw
+        events = None if raw else self.store.read_all(after=position, limit=head - position)
+        while position < head:  # bounded batches: one read of the log, or one read per batch
+            if raw:  # read as the batch handler folds: no batch held in memory, nothing typed
+                through = min(position + self.batch_events, head)
+                batch: Sequence[RecordedEvent] = self._raw_batch(projection, position, through)
+            else:
+                batch = list(islice(events, self.batch_events))  # type: ignore[arg-type]
+                if not batch:
+                    break
+                through = batch[-1].position
             try:
                 done, position, stopped = self._apply(projection, gen, batch, position, through)
             except AlreadyApplied:
@@ -186,6 +198,10 @@ class ProjectionRunner:
         try:  # decoding too: an event that does not decode fails like a failing handler
             wanted = self._wanted(projection, batch)
             model.apply(projection, gen.generation, wanted, after, through)
+            if isinstance(wanted, RecordedBatch):
+                if wanted.count is None:  # the handler stopped reading early: count them
+                    wanted.count = sum(1 for _ in wanted.records())
+                return wanted.count, through, False
             return len(wanted), through, False
         except AlreadyApplied:
             raise
@@ -193,6 +209,9 @@ class ProjectionRunner:
             if model.is_transient(error):
                 raise ReadModelUnavailable(projection.name, error) from error
             log.debug("projection %s: a batch failed; applying it event by event", projection.name)
+        if isinstance(batch, RecordedBatch):  # every event of the stretch, read again
+            read = self.store.read_all(after=after, limit=through - after)
+            batch = [r for r in read if r.position <= through]
         position, count = after, 0
         for rec in batch:
             if not self._apply_one(model, projection, gen, rec, position):
@@ -216,7 +235,7 @@ class ProjectionRunner:
             if attempt:
                 time.sleep(min(0.05 * 2**attempt, 1.0))
             try:
-                one = [(rec, self._typed(rec))] if projection.wants(rec.type) else []
+                one = self._wanted(projection, [rec])
                 model.apply(projection, gen.generation, one, after, rec.position)
                 return True
             except AlreadyApplied:
@@ -234,15 +253,55 @@ class ProjectionRunner:
 
     def _wanted(
         self, projection: Projection, batch: Sequence[RecordedEvent]
-    ) -> list[tuple[RecordedEvent, object]]:
+    ) -> Sequence[tuple[RecordedEvent, object]]:
         """The batch's events the projection handles, each with its typed event (the hot loop
-        of a rebuild: names looked up once)."""
+        of a rebuild: names looked up once); for a `raw_batch` projection the recorded events
+        alone (lifted to the current schema versions)."""
+        if isinstance(batch, RecordedBatch):
+            return batch
+        if projection.raw:
+            records = [self._lifted(r) for r in batch if projection.wants(r.type)]
+            return RecordedBatch.of(records, self._typed)
         handles, declared, decode = projection.handles, self.app.event_types, self.decoder.decode
         return [
             (r, decode(r) if r.type in declared else None)
             for r in batch
             if not handles or r.type in handles
         ]
+
+    def _raw_batch(self, projection: Projection, after: int, through: int) -> RecordedBatch:
+        """The events after `after` through `through` that a `raw_batch` projection handles,
+        read from the log as they are iterated (lifted to the current schema versions)."""
+        batch = RecordedBatch(
+            lambda: self._read_raw(batch, projection.handles, after, through), self._typed
+        )
+        return batch
+
+    # A rebuild's hot loop (for raw batches): each event is folded right after it is decoded,
+    # while it is still in the CPU's caches, and freed before the next is read; a batch read
+    # into a list first (thousands of events) costs more than the fold itself.
+
+    def _read_raw(
+        self, batch: RecordedBatch, handles: frozenset[str], after: int, through: int
+    ) -> Iterator[RecordedEvent]:
+        uniform, lifted, count = self._uniform, self._lifted, 0
+        for r in self.store.read_all(after=after, limit=through - after):
+            if r.position > through:  # past a hole in the positions: the next batch's
+                break
+            if handles and r.type not in handles:
+                continue
+            if r.schema_version != uniform:
+                r = lifted(r)
+            count += 1
+            yield r
+        batch.count = count
+
+    def _lifted(self, rec: RecordedEvent) -> RecordedEvent:
+        want = self._versions.get(rec.type, rec.schema_version)
+        if rec.schema_version == want:
+            return rec
+        data = lift(self.app, rec.type, rec.schema_version, rec.data, want)
+        return msgspec.structs.replace(rec, data=data, schema_version=want)
 
     def _typed(self, rec: RecordedEvent) -> object:
         if rec.type not in self.app.event_types:
