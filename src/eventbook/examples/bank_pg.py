@@ -30,11 +30,12 @@ TABLE = (
 )
 
 
-def _batch(tx: Any, batch: list[tuple[eb.RecordedEvent, eb.Event]]) -> None:
-    """A whole batch in a few statements: new accounts, then one update per account."""
+def _batch(tx: Any, batch: list[eb.RecordedEvent]) -> None:
+    """A whole batch in a few statements: new accounts, then one update per account. It reads
+    the recorded events' data (`raw_batch`: no typed event is decoded for it)."""
     opened = []
     moves: dict[str, list[int]] = {}  # account -> [amount, movements, last position]
-    for recorded, _ in batch:
+    for recorded in batch:
         account = recorded.stream.removeprefix("account-")
         sign = SIGNS.get(recorded.type)
         if sign is None:
@@ -60,6 +61,7 @@ def _batch(tx: Any, batch: list[tuple[eb.RecordedEvent, eb.Event]]) -> None:
     handles=["AccountOpened", *SIGNS],
     tables={"balances_pg": TABLE},
     batch_handler=_batch,
+    raw_batch=True,
 )
 def balances_pg(tx: Any, event: eb.Event, recorded: eb.RecordedEvent) -> None:
     """Every account's balance, one row per account (the per-event path)."""
