@@ -19,15 +19,17 @@ def env(request: pytest.FixtureRequest, tmp_path: Path, clock: Clock) -> Iterato
     """A store of each backend, its clock, and engines over it (PostgreSQL: a fresh schema
     on the session's test server)."""
     where: Path | str = tmp_path / "s"
+    drop = None
     if request.param == "postgres":
         where = request.getfixturevalue("pg_url")
+        drop = request.getfixturevalue("drop_schema")
     opened = Env(request.param, where, clock)
     try:
         yield opened
     finally:
         opened.close()
-        if request.param == "postgres":
-            request.getfixturevalue("drop_schema")(opened.schema)
+        if drop is not None:
+            drop(opened.schema)
 
 
 @pytest.fixture
