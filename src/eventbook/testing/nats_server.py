@@ -37,7 +37,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sysconfig
 import tempfile
@@ -47,6 +46,8 @@ from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
+
+from eventbook.testing.servers import accepts, free_port, signal_and_wait
 
 START_SECONDS = 30.0  # how long a server (or a cluster) may take to be ready
 STOP_SECONDS = 10.0  # how long SIGTERM is given before SIGKILL
@@ -97,13 +98,6 @@ def nats_server_binary() -> str:
     )
 
 
-def free_port() -> int:
-    """A TCP port free on 127.0.0.1 right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _free_ports(count: int) -> list[int]:
     """`count` distinct free ports."""
     ports: list[int] = []
@@ -112,14 +106,6 @@ def _free_ports(count: int) -> list[int]:
         if port not in ports:
             ports.append(port)
     return ports
-
-
-def _accepts(port: int) -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-            return True
-    except OSError:
-        return False
 
 
 def _run_async(make: Callable[[], Awaitable[T]]) -> T:
@@ -230,7 +216,7 @@ class NatsServer:
             if not wait or self.wait_until_ready():
                 return
             failures.append(f"port {self.port}: exit {self.process.poll()}: {self.log_tail()}")  # type: ignore[union-attr]
-            self._signal_and_wait(signal.SIGKILL)
+            signal_and_wait(self.process, signal.SIGKILL, STOP_SECONDS)
             if not self.ports_fixed:
                 self.port, self.http_port = _free_ports(2)
         raise RuntimeError(f"nats-server {self.server_name} did not start: " + "; ".join(failures))
@@ -258,7 +244,7 @@ class NatsServer:
         signals = {"term": signal.SIGTERM, "kill": signal.SIGKILL}
         if mode not in signals:
             raise ValueError(f"stop mode must be one of {sorted(signals)}, got {mode!r}")
-        self._signal_and_wait(signals[mode])
+        signal_and_wait(self.process, signals[mode], STOP_SECONDS)
 
     def restart(self, mode: str = "term") -> None:
         self.stop(mode)
@@ -286,21 +272,10 @@ class NatsServer:
         while time.monotonic() < deadline:
             if not self.running:
                 return False
-            if self.healthy() and _accepts(self.port):
+            if self.healthy() and accepts(self.port):
                 return True
             time.sleep(0.05)
         return False
-
-    def _signal_and_wait(self, signum: int) -> None:
-        process = self.process
-        if process is None or process.poll() is not None:
-            return
-        process.send_signal(signum)
-        try:
-            process.wait(STOP_SECONDS)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
 
     def __repr__(self) -> str:
         state = f"pid {self.pid}" if self.running else "stopped"

@@ -25,13 +25,14 @@ import os
 import pwd
 import shutil
 import signal
-import socket
 import subprocess
 import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+
+from eventbook.testing.servers import accepts, free_port, signal_and_wait
 
 START_SECONDS = 30.0  # how long a server may take to accept connections (crash recovery too)
 STOP_SECONDS = 15.0  # how long a fast shutdown is given before SIGKILL
@@ -60,21 +61,6 @@ def postgres_bin_dir() -> Path:
         "Debian's postgresql package (apt-get install postgresql; .ci/run does this), or set "
         f"{ENV_URL}=postgresql://USER@HOST:PORT/DB to use a server you have"
     )
-
-
-def free_port() -> int:
-    """A TCP port free on 127.0.0.1 right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _accepts(port: int) -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-            return True
-    except OSError:
-        return False
 
 
 class PostgresServer:
@@ -149,7 +135,7 @@ class PostgresServer:
             if self._wait_until_up():
                 return
             failures.append(f"port {self.port}: exit {self.process.poll()}: {self.log_tail()}")
-            self._signal_and_wait(signal.SIGQUIT)
+            signal_and_wait(self.process, signal.SIGQUIT, STOP_SECONDS)
             self.port = free_port()
         raise RuntimeError("PostgreSQL did not start: " + "; ".join(failures))
 
@@ -160,7 +146,7 @@ class PostgresServer:
         signals = {"fast": signal.SIGINT, "immediate": signal.SIGQUIT}
         if mode not in signals:
             raise ValueError(f"stop mode must be one of {sorted(signals)}, got {mode!r}")
-        self._signal_and_wait(signals[mode])
+        signal_and_wait(self.process, signals[mode], STOP_SECONDS)
 
     def restart(self, mode: str = "fast") -> None:
         self.stop(mode)
@@ -170,24 +156,13 @@ class PostgresServer:
         path = self.folder / "server.log"
         return path.read_text(errors="replace")[-chars:] if path.exists() else ""
 
-    def _signal_and_wait(self, signum: int) -> None:
-        process = self.process
-        if process is None or process.poll() is not None:
-            return
-        process.send_signal(signum)
-        try:
-            process.wait(STOP_SECONDS)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-
     def _wait_until_up(self) -> bool:
         deadline = time.monotonic() + START_SECONDS
         while time.monotonic() < deadline:
             assert self.process is not None
             if self.process.poll() is not None:
                 return False
-            if _accepts(self.port) and self._ready():
+            if accepts(self.port) and self._ready():
                 return True
             time.sleep(0.05)
         return False

@@ -54,6 +54,15 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def accepts(port: int, timeout: float = 0.5) -> bool:
+    """Whether something accepts TCP connections on 127.0.0.1:port."""
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
 def ping(port: int, timeout: float = 0.5) -> bool:
     """Whether a Redis server on 127.0.0.1:port answers PING."""
     try:
@@ -111,6 +120,18 @@ def _wait_until_up(process: subprocess.Popen, port: int) -> bool:
             return True
         time.sleep(0.02)
     return False
+
+
+def signal_and_wait(process: subprocess.Popen | None, signum: int, seconds: float) -> None:
+    """Send a server process a signal and wait `seconds` for it to exit, then SIGKILL it."""
+    if process is None or process.poll() is not None:
+        return
+    process.send_signal(signum)
+    try:
+        process.wait(seconds)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
 
 
 def _stop(process: subprocess.Popen) -> None:
