@@ -9,6 +9,7 @@ generation while the active one keeps serving, then `activate` switches and drop
 from __future__ import annotations
 
 import abc
+import re
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -19,6 +20,36 @@ from eventbook.errors import InvalidInput, Timeout
 from eventbook.projections.model import Generation, Projection, ProjectionStopped
 
 Batch = Sequence[tuple[RecordedEvent, Any]]  # (recorded event, typed event or None)
+
+
+_PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+
+class TableSql:
+    """What SQL handlers write through: `{table}` in their SQL names the generation's own
+    table. Each text is resolved once per transaction. Subclasses say how a physical table
+    is written (`qualified`) and run the SQL."""
+
+    def __init__(self, tables: dict[str, str]) -> None:
+        self.tables = tables  # the projection's table -> this generation's physical table
+        self._resolved: dict[str, str] = {}
+
+    def qualified(self, physical: str) -> str:
+        return physical
+
+    def sql(self, text: str) -> str:
+        found = self._resolved.get(text)
+        if found is None:
+            found = self._resolved[text] = _PLACEHOLDER.sub(self._table, text)
+        return found
+
+    def _table(self, match: re.Match[str]) -> str:
+        name = match.group(1)
+        if name not in self.tables:
+            raise InvalidInput(
+                f"{{{name}}} is not a table of this projection: {sorted(self.tables)}"
+            )
+        return self.qualified(self.tables[name])
 
 
 class AlreadyApplied(Exception):

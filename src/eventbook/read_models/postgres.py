@@ -27,10 +27,9 @@ from psycopg import sql
 
 from eventbook.errors import InvalidInput, StoreUnavailable
 from eventbook.projections.model import Generation, Projection
-from eventbook.read_models.base import AlreadyApplied, Batch, ReadModel
+from eventbook.read_models.base import AlreadyApplied, Batch, ReadModel, TableSql
 
 IDENTIFIER_BYTES_MAX = 63  # PostgreSQL truncates longer names
-_PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
 _SCHEMA_NAME = re.compile(r"[a-z_][a-z0-9_]{0,62}")
 _COLUMNS = "name, generation, version, position, active, status, error, failed_position, updated_at"
 
@@ -46,31 +45,17 @@ def physical(table: str, name: str, generation: int) -> str:
     return found
 
 
-class PostgresTx:
-    """What a handler writes through: SQL with `{table}` resolved to this generation."""
+class PostgresTx(TableSql):
+    """What a handler writes through: SQL with `{table}` resolved to this generation's table,
+    qualified by the read-model schema."""
 
     def __init__(self, conn: psycopg.Connection, schema: str, tables: dict[str, str]) -> None:
+        super().__init__(tables)
         self.conn = conn
         self.schema = schema
-        self.tables = tables
-        self._resolved: dict[str, str] = {}
 
-    def sql(self, text: str) -> str:
-        found = self._resolved.get(text)
-        if found is None:
-            found = self._resolved[text] = self._resolve(text)
-        return found
-
-    def _resolve(self, text: str) -> str:
-        def table(match: re.Match[str]) -> str:
-            name = match.group(1)
-            if name not in self.tables:
-                raise InvalidInput(
-                    f"{{{name}}} is not a table of this projection: {sorted(self.tables)}"
-                )
-            return f'"{self.schema}"."{self.tables[name]}"'
-
-        return _PLACEHOLDER.sub(table, text)
+    def qualified(self, physical: str) -> str:
+        return f'"{self.schema}"."{physical}"'
 
     def execute(self, text: str, params: Any = None) -> psycopg.Cursor:
         return self.conn.execute(self.sql(text), params)  # type: ignore[arg-type]

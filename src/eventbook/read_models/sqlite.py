@@ -18,7 +18,6 @@ FTS5 full-text virtual table (`CREATE VIRTUAL TABLE ... USING fts5(...)`); see
 
 from __future__ import annotations
 
-import re
 import sqlite3
 import threading
 from collections.abc import Iterator, Sequence
@@ -27,9 +26,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from eventbook.errors import InvalidInput
 from eventbook.projections.model import Generation, Projection
-from eventbook.read_models.base import AlreadyApplied, Batch, ReadModel
+from eventbook.read_models.base import AlreadyApplied, Batch, ReadModel, TableSql
 
 FILE = "read_models.sqlite"
 
@@ -43,7 +41,6 @@ CREATE TABLE IF NOT EXISTS eventbook_projections (
 );
 """
 _COLUMNS = "name, generation, version, position, active, status, error, failed_position, updated_at"
-_PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
 
 def physical(table: str, name: str, generation: int) -> str:
@@ -63,30 +60,12 @@ def _view_of(table: str, name: str) -> str:
     return table.rsplit(f"__{name}__g", 1)[0]
 
 
-class SqliteTx:
+class SqliteTx(TableSql):
     """What a handler writes through: SQL with `{table}` resolved to this generation."""
 
     def __init__(self, db: sqlite3.Connection, tables: dict[str, str]) -> None:
+        super().__init__(tables)
         self.db = db
-        self.tables = tables
-        self._resolved: dict[str, str] = {}
-
-    def sql(self, text: str) -> str:
-        found = self._resolved.get(text)
-        if found is None:
-            found = self._resolved[text] = self._resolve(text)
-        return found
-
-    def _resolve(self, text: str) -> str:
-        def table(match: re.Match[str]) -> str:
-            name = match.group(1)
-            if name not in self.tables:
-                raise InvalidInput(
-                    f"{{{name}}} is not a table of this projection: {sorted(self.tables)}"
-                )
-            return self.tables[name]
-
-        return _PLACEHOLDER.sub(table, text)
 
     def execute(self, sql: str, params: Any = ()) -> sqlite3.Cursor:
         return self.db.execute(self.sql(sql), params)
