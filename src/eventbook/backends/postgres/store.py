@@ -370,13 +370,17 @@ class _Statements:
         ).format(ev=events)
 
 
+OPTIONS = ("schema", "readonly", "pool_size", "clock")
+
+
 def open_postgres(url: str, **options: Any) -> PostgresStore:
-    try:
-        return PostgresStore(url, **options)
-    except TypeError as exc:
+    unknown = sorted(set(options) - set(OPTIONS))
+    if unknown:
         raise InvalidInput(
-            f"{exc}; a postgresql:// store takes schema=, readonly=, pool_size=, clock="
-        ) from None
+            f"unknown option(s) {', '.join(unknown)}; a postgresql:// store takes "
+            + ", ".join(f"{name}=" for name in OPTIONS)
+        )
+    return PostgresStore(url, **options)
 
 
 __all__ = ["PostgresStore", "open_postgres"]
