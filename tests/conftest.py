@@ -1,5 +1,6 @@
-"""Fixtures shared by the test folders: a throwaway PostgreSQL server, started on first use
-(or the one EVENTBOOK_TEST_PG_URL names), and fresh schemas on it."""
+"""Fixtures shared by the test folders: throwaway PostgreSQL and NATS servers, started on first
+use (or the ones EVENTBOOK_TEST_PG_URL and EVENTBOOK_TEST_NATS_URL name), and fresh schemas
+and JetStream streams on them."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import psycopg
 import pytest
 from psycopg import sql
 
+from eventbook.testing.nats_server import existing_nats_url, nats_server
 from eventbook.testing.postgres_server import PostgresServer, existing_postgres_url, postgres_server
 
 
@@ -37,3 +39,25 @@ def drop_schema(pg_url: str) -> Callable[[str], None]:
             conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(name)))
 
     return drop
+
+
+NATS_MAX_PAYLOAD = 8 * 1024 * 1024  # the largest event (limits.event_data_bytes_max) fits
+
+
+@pytest.fixture(scope="session")
+def nats_url() -> Iterator[str]:
+    """The URL of the session's JetStream server (max_payload 8 MiB), or EVENTBOOK_TEST_NATS_URL."""
+    url = existing_nats_url()
+    if url:
+        yield url
+        return
+    with nats_server(max_payload=NATS_MAX_PAYLOAD) as server:
+        yield server.url
+
+
+@pytest.fixture(scope="session")
+def drop_nats_stream(nats_url: str) -> Callable[[str], None]:
+    """Deletes a store's JetStream stream (tests clean up the stores they made)."""
+    from eventbook.backends.nats.store import delete_stream
+
+    return lambda name: delete_stream(nats_url, name)

@@ -204,8 +204,15 @@ class Engine:
             REJECTED_PREFIX + stream, nop, metadata=meta, occurred_at=occurred_at, id=new_event_id()
         )
         result = self.store.append([new], expected=expected, commit_id=commit_id_of(command_id))
+        if result.recorded_at is None:  # the store stamps the time as it writes: read it
+            return Outcome(command_id, name, False, self._read_back(result, 1), rejection)
         recorded = _recorded(new, result, result.first_position, result.versions[new.stream])
         return Outcome(command_id, name, False, [recorded], rejection)
+
+    def _read_back(self, result: Any, count: int) -> list[RecordedEvent]:
+        """A commit's events as the store recorded them (for stores whose AppendResult has no
+        recorded_at: the NATS server stamps each message as it stores it)."""
+        return list(self.store.read_all(after=result.first_position - 1, limit=count))
 
     def _outcome_of(self, name: str, command_id: str, prior: list[RecordedEvent]) -> Outcome:
         first = prior[0]
@@ -224,13 +231,16 @@ class Engine:
         new: list[NewEvent],
         result: Any,
     ) -> list[RecordedEvent]:
-        versions = dict(result.versions)
-        recorded: list[RecordedEvent] = []
-        for i in range(len(new) - 1, -1, -1):  # versions count down from each stream's last
-            n = new[i]
-            recorded.append(_recorded(n, result, result.first_position + i, versions[n.stream]))
-            versions[n.stream] -= 1
-        recorded.reverse()
+        if result.recorded_at is None:  # the store stamps the time as it writes: read it
+            recorded = self._read_back(result, len(new))
+        else:
+            versions = dict(result.versions)
+            recorded = []
+            for i in range(len(new) - 1, -1, -1):  # versions count down from each stream's last
+                n = new[i]
+                recorded.append(_recorded(n, result, result.first_position + i, versions[n.stream]))
+                versions[n.stream] -= 1
+            recorded.reverse()
         crossed = []
         every = self.app.snapshot_every
         for (stream, event), rec in zip(events, recorded, strict=True):

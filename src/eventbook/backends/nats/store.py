@@ -1,0 +1,730 @@
+"""The NATS JetStream store: `nats://HOST:PORT[,nats://HOST2:PORT2][?stream=NAME&replicas=N]`.
+
+Every event is one message of one JetStream stream (default EVENTBOOK), whose sequence is the
+event's global position. A message's subject is `NAME.<stream id>.<commit id or _>` (ids
+encoded as subject tokens, subjects.py), its payload the event in MessagePack (`_Stored`).
+
+An append is one publish: a lone message, or an atomic batch (all of the commit's messages or
+none) when the commit has several events. The first message of each stream in the commit
+carries `Nats-Expected-Last-Subject-Sequence` for the subject filter `NAME.<stream>.*`: the
+server refuses the whole publish if another writer appended to the stream since we read its
+version, so versions are assigned without a lock. Every publish carries a `Nats-Msg-Id` (the
+commit id, or a fresh nonce) so the retry of a publish whose acknowledgement was lost is
+dropped by the server; a commit id is also looked up before publishing, by the literal
+subject `NAME.<stream>.<commit id>`, so idempotency holds beyond the duplicate window.
+docs/nats.md has the mapping and the guarantees.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+import uuid
+from collections.abc import Iterable, Iterator, Mapping
+from datetime import datetime
+from typing import Any
+
+import msgspec
+from nats.aio.msg import Msg
+
+from eventbook import limits
+from eventbook.backends.nats import subjects
+from eventbook.backends.nats.connection import (
+    UNREACHABLE,
+    ApiError,
+    Runtime,
+    Target,
+    api,
+    api_answer,
+    direct_batch,
+    direct_get,
+    parse_time,
+    parse_url,
+)
+from eventbook.core.messages import AppendResult, NewEvent, RecordedEvent
+from eventbook.core.validation import check_id_text
+from eventbook.errors import (
+    DuplicateCommit,
+    InvalidInput,
+    StoreReadOnly,
+    StoreUnavailable,
+    WrongExpectedVersion,
+)
+from eventbook.store.commit import PreparedCommit, new_event_id, prepare_commit, result_of
+from eventbook.store.contract import EventStore, StreamInfo, check_limit, check_position
+from eventbook.store.expected import check_expected
+from eventbook.store.reading import page_stream
+
+PUBLISH_RETRY_SECONDS = 30.0  # how long an append retries a publish whose outcome is unknown
+CONFLICT_RETRIES = 100  # a stream moved under an append with expected ANY: read, try again
+VERSION_CACHE_MAX = 100_000  # streams whose version and last sequence a store remembers
+SCAN_VERSIONS_MAX = 256  # a stream read from version v > this finds v by bisection
+DUPLICATE_WINDOW_NS = 120 * 10**9  # the server's Nats-Msg-Id window (2 minutes, its default)
+ERR_WRONG_LAST_SEQUENCE = 10071
+ERR_BATCH_DUPLICATE = 10201
+ERR_STREAM_NOT_FOUND = 10059
+ERR_BATCH_TOO_LARGE = 10199
+
+
+class _Stored(msgspec.Struct, array_like=True):
+    """One event as a message payload. The first event of a commit carries the commit's
+    nonce, content digest (with a commit id) and metadata."""
+
+    type: str
+    data: dict[str, Any]
+    metadata: dict[str, Any]
+    occurred_at: datetime | None
+    id: str
+    schema_version: int
+    version: int
+    commit_id: str | None
+    offset: int  # this event's place in its commit, from 0
+    size: int  # the number of events in the commit
+    nonce: str | None = None
+    digest: bytes | None = None
+    commit_metadata: dict[str, Any] | None = None
+
+
+_encode = msgspec.msgpack.Encoder().encode
+_decode = msgspec.msgpack.Decoder(_Stored).decode
+
+
+def stream_config(target: Target) -> dict[str, Any]:
+    """The JetStream stream an eventbook store needs (created when missing)."""
+    return {
+        "name": target.stream,
+        "subjects": [f"{target.stream}.>"],
+        "retention": "limits",
+        "storage": "file",
+        "num_replicas": target.replicas,
+        "max_msgs": -1,
+        "max_bytes": -1,
+        "max_age": 0,
+        "max_msgs_per_subject": -1,
+        "discard": "old",
+        "duplicate_window": DUPLICATE_WINDOW_NS,
+        "allow_direct": True,
+        "allow_atomic": True,
+        "deny_delete": True,
+        "deny_purge": True,
+    }
+
+
+_CHECKED = (  # configuration an existing stream must share with ours
+    "subjects",
+    "retention",
+    "storage",
+    "num_replicas",
+    "max_msgs",
+    "max_bytes",
+    "max_age",
+    "max_msgs_per_subject",
+    "allow_direct",
+    "allow_atomic",
+    "deny_delete",
+    "deny_purge",
+)
+
+
+def _result_of(events: list[RecordedEvent]) -> AppendResult:
+    """The AppendResult of a stored commit, as an append returns it: without recorded_at,
+    which the server stamps as it stores (the events read back carry it)."""
+    return msgspec.structs.replace(result_of(events), recorded_at=None)
+
+
+class NatsStore(EventStore):
+    """An event store in a NATS JetStream stream. Open it with `eventbook.open_store(url)`."""
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        stream: str | None = None,
+        replicas: int | None = None,
+        readonly: bool = False,
+    ) -> None:
+        self.url = url
+        self.target = parse_url(url, stream, replicas)
+        self.name = self.target.stream
+        self.readonly = readonly
+        self._rt = Runtime(self.target)
+        self._versions: dict[str, tuple[int, int]] = {}  # stream -> (version, last sequence)
+        self._hints: dict[tuple[str, int], int] = {}  # (stream, version) -> a sequence at or before
+        self._times: dict[int, datetime] = {}  # sequence of a commit's first event -> its time
+        self._wake = threading.Condition()
+        self._generation = 0
+        self._watching = False
+        try:
+            self._call(self._ensure_stream())
+        except BaseException:
+            self._rt.close()
+            raise
+
+    # -- running on the loop ----------------------------------------------------------------
+
+    def _call(self, coro: Any, unknown_outcome: bool = False) -> Any:
+        if self.closed:
+            coro.close()
+            self._check_open()
+        try:
+            return self._rt.run(coro)
+        except ApiError as exc:
+            raise StoreUnavailable(self.target.where, exc, unknown_outcome) from None
+        except UNREACHABLE as exc:
+            raise StoreUnavailable(self.target.where, exc, unknown_outcome) from None
+
+    @property
+    def _nc(self) -> Any:
+        return self._rt.nc
+
+    async def _ensure_stream(self) -> None:
+        want = stream_config(self.target)
+        try:
+            info = await api(self._nc, f"$JS.API.STREAM.INFO.{self.name}")
+        except ApiError as exc:
+            if exc.err_code != ERR_STREAM_NOT_FOUND:
+                raise
+            if self.readonly:
+                raise InvalidInput(
+                    f"{self.target.where} has no JetStream stream {self.name!r} to read "
+                    "(readonly=True does not create it)"
+                ) from None
+            await api(self._nc, f"$JS.API.STREAM.CREATE.{self.name}", want)
+            return
+        have = info["config"]
+        wrong = [
+            f"{key}={have.get(key)!r} (eventbook needs {want[key]!r})"
+            for key in _CHECKED
+            if have.get(key) != want[key]
+        ]
+        if wrong:
+            raise InvalidInput(
+                f"JetStream stream {self.name!r} on {self.target.where} exists with another "
+                f"configuration: {'; '.join(wrong)}. Use another stream name (?stream=NAME), "
+                "or a stream made by eventbook"
+            )
+
+    # -- append -----------------------------------------------------------------------------
+
+    def append(
+        self,
+        events: Iterable[NewEvent],
+        *,
+        expected: Mapping[str, object] | None = None,
+        commit_id: str | None = None,
+        metadata: Mapping[str, Any] | None = None,
+    ) -> AppendResult:
+        self._check_open()
+        prepared = prepare_commit(events, expected, commit_id, metadata)
+        if self.readonly:
+            raise StoreReadOnly(self.target.where, "it was opened with readonly=True")
+        return self._call(self._append(prepared), unknown_outcome=True)
+
+    async def _append(self, prepared: PreparedCommit) -> AppendResult:
+        nonce = uuid.uuid4().hex
+        streams = list(dict.fromkeys(e.stream for e in prepared.events))
+        guards = [s for s in prepared.expected if s not in streams]
+        deadline = time.monotonic() + PUBLISH_RETRY_SECONDS
+        uncertain = False  # a publish of this append may have landed without our knowing
+        for _ in range(CONFLICT_RETRIES):
+            if prepared.commit_id is not None:
+                found = await self._find_commit(streams, prepared.commit_id)
+                if found:
+                    return await self._same_commit(prepared, found)
+            for guard in guards:  # a stream the commit only names: read it afresh
+                self._versions.pop(guard, None)
+            states = await self._stream_states(streams + guards)
+            await self._check_expected(prepared, states)
+            messages = self._messages(prepared, states, streams, guards, nonce)
+            try:
+                ack = await self._publish(messages, nonce)
+            except UNREACHABLE as exc:
+                if time.monotonic() > deadline:
+                    raise StoreUnavailable(self.target.where, exc, unknown_outcome=True) from None
+                uncertain = True
+                await asyncio.sleep(0.25)
+                continue
+            except ApiError as exc:
+                if exc.err_code == ERR_WRONG_LAST_SEQUENCE:
+                    landed = await self._landed(streams[0], states, nonce) if uncertain else None
+                    if landed:
+                        return _result_of(landed)
+                    for stream in streams + guards:
+                        self._versions.pop(stream, None)
+                    continue
+                if exc.err_code == ERR_BATCH_DUPLICATE:
+                    return await self._duplicate(prepared, streams, states, nonce)
+                if exc.err_code == ERR_BATCH_TOO_LARGE:
+                    raise InvalidInput(
+                        f"the commit's {len(messages)} events are more than the NATS server "
+                        f"takes in one atomic batch ({exc.description}); raise "
+                        "jetstream.limits.batch.max_msgs in the server's configuration"
+                    ) from None
+                raise
+            if ack.get("duplicate"):
+                return await self._duplicate(prepared, streams, states, nonce)
+            return self._written(prepared, states, ack["seq"] - len(messages) + 1)
+        raise StoreUnavailable(
+            self.target.where, f"the streams kept moving ({CONFLICT_RETRIES} tries)", True
+        )
+
+    async def _stream_states(self, streams: list[str]) -> dict[str, tuple[int, int]]:
+        """(version, last sequence) of each stream, from the cache or the server."""
+        missing = [s for s in streams if s not in self._versions]
+        if missing:
+            got = await asyncio.gather(*(self._last_of(s) for s in missing))
+            if len(self._versions) + len(missing) > VERSION_CACHE_MAX:
+                self._versions.clear()
+            self._versions.update(zip(missing, got, strict=True))
+        return {s: self._versions[s] for s in streams}
+
+    async def _last_of(self, stream: str) -> tuple[int, int]:
+        msg = await direct_get(
+            self._nc, self.name, {"last_by_subj": subjects.stream_filter(self.name, stream)}
+        )
+        if msg is None:
+            return 0, 0
+        return _decode(msg.data).version, int(msg.headers["Nats-Sequence"])
+
+    async def _check_expected(
+        self, prepared: PreparedCommit, states: dict[str, tuple[int, int]]
+    ) -> None:
+        for stream, want in prepared.expected.items():
+            try:
+                check_expected(stream, want, states[stream][0])
+            except WrongExpectedVersion:
+                # the cache may be behind: the server's word decides
+                self._versions[stream] = fresh = await self._last_of(stream)
+                states[stream] = fresh
+                check_expected(stream, want, fresh[0])
+
+    def _messages(
+        self,
+        prepared: PreparedCommit,
+        states: dict[str, tuple[int, int]],
+        streams: list[str],
+        guards: list[str],
+        nonce: str,
+    ) -> list[tuple[str, bytes, dict[str, str]]]:
+        events = prepared.events
+        size = len(events)
+        versions = {s: states[s][0] for s in streams}
+        checks: dict[int, str] = {}  # message index -> the stream whose last sequence it checks
+        free: list[int] = []
+        for i, event in enumerate(events):
+            if event.stream not in checks.values():
+                checks[i] = event.stream
+            else:
+                free.append(i)
+        messages = []
+        for i, event in enumerate(events):
+            versions[event.stream] += 1
+            first = i == 0
+            stored = _Stored(
+                event.type,
+                event.data,
+                event.metadata,
+                event.occurred_at,
+                event.id or new_event_id(),
+                event.schema_version,
+                versions[event.stream],
+                prepared.commit_id,
+                i,
+                size,
+                nonce if first else None,
+                prepared.digest if first and prepared.commit_id else None,
+                prepared.metadata if first and prepared.metadata else None,
+            )
+            headers = {"Nats-Msg-Id": prepared.commit_id or nonce} if first else {}
+            messages.append(
+                (
+                    subjects.event_subject(self.name, event.stream, prepared.commit_id),
+                    stored,
+                    headers,
+                )
+            )
+        for guard, index in zip(guards, free, strict=False):
+            checks[index] = guard
+        out = []
+        for i, (subject, stored, headers) in enumerate(messages):
+            if i in checks:
+                stream = checks[i]
+                headers["Nats-Expected-Last-Subject-Sequence"] = str(states[stream][1])
+                headers["Nats-Expected-Last-Subject-Sequence-Subject"] = subjects.stream_filter(
+                    self.name, stream
+                )
+            payload = _encode(stored)
+            if len(payload) + len(subject) + 256 > self._rt.max_payload:
+                raise InvalidInput(
+                    f"event {i} ({stored.type} in {events[i].stream!r}) is a message of "
+                    f"{len(payload)} bytes, more than the NATS server's max_payload "
+                    f"({self._rt.max_payload} bytes) allows; raise max_payload in the server's "
+                    "configuration or make the event smaller. Nothing was written"
+                )
+            out.append((subject, payload, headers))
+        # guards beyond the commit's spare messages were checked on a fresh read (above),
+        # not by the server in the publish (docs/nats.md)
+        return out
+
+    async def _publish(self, messages: list[tuple[str, bytes, dict[str, str]]], nonce: str) -> Any:
+        nc = self._nc
+        if len(messages) == 1:
+            subject, payload, headers = messages[0]
+            return api_answer(await nc.request(subject, payload, timeout=10.0, headers=headers))
+        batch = f"{nonce}-{uuid.uuid4().hex[:8]}"  # a new batch id for every try
+        last = len(messages)
+        for n, (subject, payload, headers) in enumerate(messages, 1):
+            headers["Nats-Batch-Id"] = batch
+            headers["Nats-Batch-Sequence"] = str(n)
+            if n < last:
+                await nc.publish(subject, payload, headers=headers)
+        headers["Nats-Batch-Commit"] = "1"
+        return api_answer(await nc.request(subject, payload, timeout=10.0, headers=headers))
+
+    def _written(
+        self, prepared: PreparedCommit, states: dict[str, tuple[int, int]], first: int
+    ) -> AppendResult:
+        versions = {s: v for s, (v, _) in states.items()}
+        written: dict[str, int] = {}
+        last_seq: dict[str, int] = {}
+        for i, event in enumerate(prepared.events):
+            stream = event.stream
+            written[stream] = versions[stream] = versions[stream] + 1
+            last_seq[stream] = first + i
+        for stream, version in written.items():
+            self._versions[stream] = (version, last_seq[stream])
+        self._bump()
+        return AppendResult(first, first + len(prepared.events) - 1, written, prepared.commit_id)
+
+    async def _find_commit(self, streams: list[str], commit_id: str) -> list[RecordedEvent]:
+        """A commit with this id that wrote to one of these streams ([] when none did)."""
+        for stream in streams:
+            subject = subjects.event_subject(self.name, stream, commit_id)
+            msg = await direct_get(self._nc, self.name, {"last_by_subj": subject})
+            if msg is not None:
+                return await self._commit_at(msg)
+        return []
+
+    async def _commit_at(self, msg: Msg) -> list[RecordedEvent]:
+        stored = _decode(msg.data)
+        first = int(msg.headers["Nats-Sequence"]) - stored.offset
+        return await self._range(first - 1, first + stored.size - 1)
+
+    async def _same_commit(
+        self, prepared: PreparedCommit, found: list[RecordedEvent]
+    ) -> AppendResult:
+        msg = await direct_get(self._nc, self.name, {"seq": found[0].position})
+        if msg is None or _decode(msg.data).digest != prepared.digest:
+            raise DuplicateCommit(prepared.commit_id or "", found[0].position)
+        return _result_of(found)
+
+    async def _duplicate(
+        self,
+        prepared: PreparedCommit,
+        streams: list[str],
+        states: dict[str, tuple[int, int]],
+        nonce: str,
+    ) -> AppendResult:
+        """The server dropped our publish as a duplicate of an earlier one with its msg id."""
+        if prepared.commit_id is not None:
+            msg = await direct_get(
+                self._nc,
+                self.name,
+                {"last_by_subj": subjects.commit_filter(self.name, prepared.commit_id)},
+            )
+            if msg is not None:
+                return await self._same_commit(prepared, await self._commit_at(msg))
+        landed = await self._landed(streams[0], states, nonce)
+        if not landed:
+            raise StoreUnavailable(
+                self.target.where, "the server called the append a duplicate of nothing found"
+            )
+        return _result_of(landed)
+
+    async def _landed(
+        self, stream: str, states: dict[str, tuple[int, int]], nonce: str
+    ) -> list[RecordedEvent]:
+        """Our own earlier try of this append, if it was stored: the first event after the
+        sequence we expected in the commit's first stream carries our nonce."""
+        msg = await direct_get(
+            self._nc,
+            self.name,
+            {
+                "seq": states[stream][1] + 1,
+                "next_by_subj": subjects.stream_filter(self.name, stream),
+            },
+        )
+        if msg is None or _decode(msg.data).nonce != nonce:
+            return []
+        return await self._commit_at(msg)
+
+    # -- reads ------------------------------------------------------------------------------
+
+    def read_all(self, *, after: int = 0, limit: int | None = None) -> Iterator[RecordedEvent]:
+        self._check_open()
+        check_position(after)
+        limit = check_limit(limit)
+        return self._read_all(after, self.head_position(), limit)
+
+    def _read_all(self, after: int, head: int, limit: int | None) -> Iterator[RecordedEvent]:
+        remaining = limit
+        while after < head and (remaining is None or remaining > 0):
+            page = limits.read_page_count_max if remaining is None else remaining
+            upto = min(head, after + min(page, limits.read_page_count_max))
+            rows = self._call(self._range(after, upto))
+            if not rows:
+                return
+            yield from rows
+            after = rows[-1].position
+            if remaining is not None:
+                remaining -= len(rows)
+
+    async def _range(self, after: int, upto: int) -> list[RecordedEvent]:
+        """The events at positions after..upto, whole commits only."""
+        msgs = await direct_batch(self._nc, self.name, {"seq": after + 1, "batch": upto - after})
+        return await self._events(msgs)
+
+    async def _events(self, msgs: list[Msg]) -> list[RecordedEvent]:
+        out: list[RecordedEvent] = []
+        times = self._times
+        pending: list[tuple[Msg, _Stored, int]] = []
+        for msg in msgs:
+            stored = _decode(msg.data)
+            seq = int(msg.headers["Nats-Sequence"])
+            if stored.offset == 0:
+                times[seq] = parse_time(msg.headers["Nats-Time-Stamp"])
+            pending.append((msg, stored, seq))
+        for msg, stored, seq in pending:
+            first = seq - stored.offset
+            recorded = times.get(first)
+            if recorded is None:
+                head = await direct_get(self._nc, self.name, {"seq": first})
+                recorded = times[first] = parse_time(head.headers["Nats-Time-Stamp"])
+            out.append(
+                RecordedEvent(
+                    seq,
+                    subjects.stream_of_subject(msg.headers["Nats-Subject"]),
+                    stored.version,
+                    stored.type,
+                    stored.data,
+                    stored.metadata,
+                    recorded,
+                    stored.occurred_at or recorded,
+                    stored.id,
+                    stored.schema_version,
+                    stored.commit_id,
+                )
+            )
+        if len(times) > limits.read_page_count_max * 4:
+            times.clear()
+        return out
+
+    def read_stream(
+        self,
+        stream: str,
+        *,
+        from_version: int | None = None,
+        backward: bool = False,
+        limit: int | None = None,
+    ) -> Iterator[RecordedEvent]:
+        self._check_open()
+        version = self.stream_version(stream) if isinstance(stream, str) else 0
+        return page_stream(
+            stream,
+            version,
+            lambda lo, hi: self._call(self._versions_range(stream, lo, hi)),
+            from_version,
+            backward,
+            limit,
+        )
+
+    async def _versions_range(self, stream: str, lo: int, hi: int) -> list[RecordedEvent]:
+        start = await self._seq_at_or_before(stream, lo)
+        filter_ = subjects.stream_filter(self.name, stream)
+        out: list[RecordedEvent] = []
+        while True:
+            want = hi - lo + 1
+            msgs = await direct_batch(
+                self._nc,
+                self.name,
+                {"seq": start, "next_by_subj": filter_, "batch": want + SCAN_VERSIONS_MAX},
+            )
+            events = await self._events(msgs)
+            out.extend(e for e in events if lo <= e.version <= hi)
+            if not events or events[-1].version >= hi:
+                break
+            start = events[-1].position + 1
+        out = out[: hi - lo + 1]
+        if out:
+            self._hints[(stream, hi + 1)] = out[-1].position + 1
+            if len(self._hints) > VERSION_CACHE_MAX:
+                self._hints.clear()
+        return out
+
+    async def _seq_at_or_before(self, stream: str, version: int) -> int:
+        """A sequence from which a forward scan of the stream meets `version` soon."""
+        hint = self._hints.get((stream, version))
+        if hint is not None or version <= SCAN_VERSIONS_MAX:
+            return hint or 1
+        filter_ = subjects.stream_filter(self.name, stream)
+        low, high = 1, (await self._last_of(stream))[1]
+        while low < high:  # the first sequence whose next event of the stream has >= version
+            mid = (low + high) // 2
+            msg = await direct_get(self._nc, self.name, {"seq": mid, "next_by_subj": filter_})
+            if msg is None:
+                high = mid
+                continue
+            seq, found = int(msg.headers["Nats-Sequence"]), _decode(msg.data).version
+            if found == version:
+                return seq
+            if found < version:
+                low = seq + 1
+            else:
+                high = mid
+        return low
+
+    def read_commit(self, commit_id: str) -> list[RecordedEvent]:
+        self._check_open()
+        check_id_text(commit_id, what="commit id", chars_max=limits.commit_id_chars_max)
+        return self._call(self._read_commit(commit_id))
+
+    async def _read_commit(self, commit_id: str) -> list[RecordedEvent]:
+        msg = await direct_get(
+            self._nc, self.name, {"last_by_subj": subjects.commit_filter(self.name, commit_id)}
+        )
+        return [] if msg is None else await self._commit_at(msg)
+
+    def stream_version(self, stream: str) -> int:
+        self._check_open()
+        if not isinstance(stream, str) or not stream:
+            return 0
+        return self._call(self._stream_version(stream))
+
+    async def _stream_version(self, stream: str) -> int:
+        self._versions[stream] = state = await self._last_of(stream)
+        return state[0]
+
+    def head_position(self) -> int:
+        return self._call(self._head())
+
+    async def _head(self) -> int:
+        msg = await direct_get(self._nc, self.name, {"last_by_subj": f"{self.name}.>"})
+        if msg is None:
+            return 0
+        stored = _decode(msg.data)
+        seq = int(msg.headers["Nats-Sequence"])
+        return seq if stored.offset + 1 == stored.size else seq - stored.offset - 1
+
+    def streams(self) -> Iterator[StreamInfo]:
+        self._check_open()
+        return iter(self._call(self._streams()))
+
+    async def _streams(self) -> list[StreamInfo]:
+        tokens: set[str] = set()
+        offset = 0
+        while True:
+            info = await api(
+                self._nc,
+                f"$JS.API.STREAM.INFO.{self.name}",
+                {"subjects_filter": f"{self.name}.>", "offset": offset},
+            )
+            found = info["state"].get("subjects") or {}
+            tokens.update(subject.split(".", 2)[1] for subject in found)
+            offset += len(found)
+            if not found or offset >= info.get("total", 0):
+                break
+        out = []
+        for stream in sorted(subjects.decode_token(t) for t in tokens):
+            version, seq = await self._last_of(stream)
+            if version:
+                out.append(StreamInfo(stream, version, seq))
+        return out
+
+    # -- waiting ----------------------------------------------------------------------------
+
+    def wait_for_append(self, after: int, timeout: float) -> bool:
+        if self.closed:
+            return False
+        if not self._watching:
+            self._call(self._watch())
+        deadline = time.monotonic() + min(timeout, limits.wait_seconds_max)
+        while not self.closed:
+            with self._wake:
+                generation = self._generation
+            if self.head_position() > after:
+                return True
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return False
+            with self._wake:
+                if self._generation == generation:
+                    # a message is seen on its subject a moment before the stream stores it
+                    self._wake.wait(min(remaining, limits.subscription_poll_seconds_max))
+        return False
+
+    async def _watch(self) -> None:
+        if self._watching:
+            return
+
+        async def seen(_msg: Msg) -> None:
+            self._bump()
+
+        await self._nc.subscribe(f"{self.name}.>", cb=seen)
+        self._watching = True
+
+    def _bump(self) -> None:
+        with self._wake:
+            self._generation += 1
+            self._wake.notify_all()
+
+    # -- the rest ---------------------------------------------------------------------------
+
+    def stats(self) -> dict[str, Any]:
+        stats = super().stats()
+        info = self._call(api(self._nc, f"$JS.API.STREAM.INFO.{self.name}"))
+        stats.update(
+            stream=self.name,
+            server=self.target.where,
+            replicas=info["config"].get("num_replicas"),
+            bytes=info["state"].get("bytes"),
+        )
+        return stats
+
+    def close(self) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        with self._wake:
+            self._wake.notify_all()
+        self._close_snapshots()
+        self._rt.close()
+
+
+OPTIONS = ("stream", "replicas", "readonly")
+
+
+def open_nats(url: str, **options: Any) -> NatsStore:
+    unknown = sorted(set(options) - set(OPTIONS))
+    if unknown:
+        raise InvalidInput(
+            f"unknown option(s) {', '.join(unknown)}; a nats:// store takes "
+            + ", ".join(f"{name}=" for name in OPTIONS)
+        )
+    return NatsStore(url, **options)
+
+
+def delete_stream(url: str, stream: str) -> None:
+    """Delete a store's JetStream stream and every event in it (for tests and tools)."""
+    target = parse_url(url, stream)
+    runtime = Runtime(target)
+    try:
+        runtime.run(api(runtime.nc, f"$JS.API.STREAM.DELETE.{target.stream}"))
+    except ApiError as exc:
+        if exc.err_code != ERR_STREAM_NOT_FOUND:
+            raise
+    finally:
+        runtime.close()
+
+
+__all__ = ["NatsStore", "delete_stream", "open_nats", "stream_config"]
