@@ -49,3 +49,8 @@ engine_cache_streams_max = 100_000  # stream states an engine keeps in memory
 
 # Projections
 projection_batch_events_max = 4096  # events applied in one read-model transaction
+
+# Outbox (publishing to a broker)
+outbox_batch_events_max = 1000  # events one relay batch publishes before it awaits the acks
+outbox_fetch_count_max = 1000  # messages one consumer fetch takes from the broker
+outbox_workers_max = 64  # parallel partitions of one consumer

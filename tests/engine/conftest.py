@@ -1,4 +1,4 @@
-"""Fixtures for the engine tests: every test runs on both backends with a test clock."""
+"""Fixtures for the engine tests: every test runs on every backend with a test clock."""
 
 from __future__ import annotations
 
@@ -14,15 +14,18 @@ def clock() -> Clock:
     return Clock()
 
 
-@pytest.fixture(params=["memory", "log", "postgres"])
+@pytest.fixture(params=["memory", "log", "postgres", "nats"])
 def env(request: pytest.FixtureRequest, tmp_path: Path, clock: Clock) -> Iterator[Env]:
     """A store of each backend, its clock, and engines over it (PostgreSQL: a fresh schema
-    on the session's test server)."""
+    on the session's test server; NATS: a fresh JetStream stream on the session's server)."""
     where: Path | str = tmp_path / "s"
     drop = None
     if request.param == "postgres":
         where = request.getfixturevalue("pg_url")
         drop = request.getfixturevalue("drop_schema")
+    elif request.param == "nats":
+        where = request.getfixturevalue("nats_url")
+        drop = request.getfixturevalue("drop_nats_stream")
     opened = Env(request.param, where, clock)
     try:
         yield opened

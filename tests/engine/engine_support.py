@@ -45,8 +45,9 @@ class Clock:
 
 
 class Env:
-    """A store of one backend (`memory`, `log` or `postgres`) with the test clock, and engines
-    over it. `where` is the log's directory, or the PostgreSQL URL (a fresh schema is used)."""
+    """A store of one backend (`memory`, `log`, `postgres` or `nats`) with the test clock, and
+    engines over it. `where` is the log's directory, or the PostgreSQL or NATS URL (a fresh
+    schema or JetStream stream is used)."""
 
     def __init__(self, kind: str, where: Path | str, clock: Clock) -> None:
         self.kind = kind
@@ -60,6 +61,8 @@ class Env:
             return eb.open_store("memory://", clock=self.clock)
         if self.kind == "postgres":
             return eb.open_store(str(self.path), schema=self.schema, clock=self.clock)
+        if self.kind == "nats":
+            return eb.open_store(str(self.path), stream=self.schema, clock=self.clock)
         return eb.open_store(str(self.path), clock=self.clock)
 
     def reopen(self) -> eb.EventStore:

@@ -21,7 +21,7 @@ import asyncio
 import threading
 import time
 import uuid
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import datetime
 from typing import Any
 
@@ -84,6 +84,7 @@ class _Stored(msgspec.Struct, array_like=True):
     nonce: str | None = None
     digest: bytes | None = None
     commit_metadata: dict[str, Any] | None = None
+    recorded_at: datetime | None = None  # with a store clock (tests): the commit's time
 
 
 _encode = msgspec.msgpack.Encoder().encode
@@ -143,8 +144,11 @@ class NatsStore(EventStore):
         stream: str | None = None,
         replicas: int | None = None,
         readonly: bool = False,
+        clock: Callable[[], datetime] | None = None,
     ) -> None:
         self.url = url
+        self._clock = clock  # None: the server stamps each message as it stores it
+        self._clock_floor: datetime | None = None  # a store clock never goes back in the log
         self.target = parse_url(url, stream, replicas)
         self.name = self.target.stream
         self.readonly = readonly
@@ -225,6 +229,10 @@ class NatsStore(EventStore):
         nonce = uuid.uuid4().hex
         streams = list(dict.fromkeys(e.stream for e in prepared.events))
         guards = [s for s in prepared.expected if s not in streams]
+        if self._clock is not None and self._clock_floor is None:
+            last = await direct_get(self._nc, self.name, {"last_by_subj": f"{self.name}.>"})
+            if last is not None:
+                self._clock_floor = (await self._events([last]))[0].recorded_at
         deadline = time.monotonic() + PUBLISH_RETRY_SECONDS
         uncertain = False  # a publish of this append may have landed without our knowing
         for _ in range(CONFLICT_RETRIES):
@@ -271,13 +279,17 @@ class NatsStore(EventStore):
 
     async def _stream_states(self, streams: list[str]) -> dict[str, tuple[int, int]]:
         """(version, last sequence) of each stream, from the cache or the server."""
-        missing = [s for s in streams if s not in self._versions]
+        known = {s: self._versions[s] for s in streams if s in self._versions}
+        missing = [s for s in streams if s not in known]
         if missing:
+            # other appends run on the loop meanwhile and may drop cache entries: keep ours
             got = await asyncio.gather(*(self._last_of(s) for s in missing))
             if len(self._versions) + len(missing) > VERSION_CACHE_MAX:
                 self._versions.clear()
-            self._versions.update(zip(missing, got, strict=True))
-        return {s: self._versions[s] for s in streams}
+            fetched = dict(zip(missing, got, strict=True))
+            self._versions.update(fetched)
+            known.update(fetched)
+        return {s: known[s] for s in streams}
 
     async def _last_of(self, stream: str) -> tuple[int, int]:
         msg = await direct_get(
@@ -309,6 +321,12 @@ class NatsStore(EventStore):
     ) -> list[tuple[str, bytes, dict[str, str]]]:
         events = prepared.events
         size = len(events)
+        now = None
+        if self._clock is not None:
+            now = self._clock()
+            if self._clock_floor is not None and now < self._clock_floor:
+                now = self._clock_floor
+            self._clock_floor = now
         versions = {s: states[s][0] for s in streams}
         checks: dict[int, str] = {}  # message index -> the stream whose last sequence it checks
         free: list[int] = []
@@ -335,6 +353,7 @@ class NatsStore(EventStore):
                 nonce if first else None,
                 prepared.digest if first and prepared.commit_id else None,
                 prepared.metadata if first and prepared.metadata else None,
+                now if first else None,
             )
             headers = {"Nats-Msg-Id": prepared.commit_id or nonce} if first else {}
             messages.append(
@@ -394,6 +413,7 @@ class NatsStore(EventStore):
             last_seq[stream] = first + i
         for stream, version in written.items():
             self._versions[stream] = (version, last_seq[stream])
+
         self._bump()
         return AppendResult(first, first + len(prepared.events) - 1, written, prepared.commit_id)
 
@@ -493,14 +513,17 @@ class NatsStore(EventStore):
             stored = _decode(msg.data)
             seq = int(msg.headers["Nats-Sequence"])
             if stored.offset == 0:
-                times[seq] = parse_time(msg.headers["Nats-Time-Stamp"])
+                times[seq] = stored.recorded_at or parse_time(msg.headers["Nats-Time-Stamp"])
             pending.append((msg, stored, seq))
         for msg, stored, seq in pending:
             first = seq - stored.offset
             recorded = times.get(first)
             if recorded is None:
                 head = await direct_get(self._nc, self.name, {"seq": first})
-                recorded = times[first] = parse_time(head.headers["Nats-Time-Stamp"])
+                recorded = _decode(head.data).recorded_at or parse_time(
+                    head.headers["Nats-Time-Stamp"]
+                )
+                times[first] = recorded
             out.append(
                 RecordedEvent(
                     seq,
@@ -701,7 +724,7 @@ class NatsStore(EventStore):
         self._rt.close()
 
 
-OPTIONS = ("stream", "replicas", "readonly")
+OPTIONS = ("stream", "replicas", "readonly", "clock")
 
 
 def open_nats(url: str, **options: Any) -> NatsStore:
