@@ -80,7 +80,9 @@ def decode_token(token: str) -> str:
     while i < len(token):
         if token[i] == "~":
             if not _ESCAPED.match(token, i):
-                raise InvalidInput(f"subject token {token!r} has a '~' not followed by 2 hex digits")
+                raise InvalidInput(
+                    f"subject token {token!r} has a '~' not followed by 2 hex digits"
+                )
             raw.append(int(token[i + 1 : i + 3], 16))
             i += 3
         else:
@@ -116,10 +118,7 @@ def subjects_for(prefix: str, categories: Sequence[str] | None) -> list[str]:
 
 def matches(subject: str, filters: Sequence[str]) -> bool:
     """Whether a subject matches one of the filters (exact, or `P.>` for all under P)."""
-    for f in filters:
-        if f.endswith(".>") and subject.startswith(f[:-1]) or subject == f:
-            return True
-    return False
+    return any((f.endswith(".>") and subject.startswith(f[:-1])) or subject == f for f in filters)
 
 
 # -- messages -------------------------------------------------------------------------------------

@@ -29,6 +29,7 @@ from eventbook.errors import InvalidInput, StoreUnavailable
 
 T = TypeVar("T")
 CONNECT_SECONDS = 5.0  # how long opening a store tries to reach a server
+CONNECT_ATTEMPTS = 3  # rounds over the servers before opening a store fails
 REQUEST_SECONDS = 10.0  # one JetStream API request or direct get
 DEFAULT_STREAM = "EVENTBOOK"
 _STREAM_NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")
@@ -37,11 +38,12 @@ _OURS = ("stream", "replicas")  # query parameters of the store URL
 
 @dataclass(frozen=True)
 class Target:
-    """Where a nats:// store lives: the servers, the JetStream stream, its replica count."""
+    """Where a nats:// store lives: the servers, the JetStream stream, its replica count
+    (None: as the stream has it, 1 for a new one)."""
 
     servers: list[str]
     stream: str
-    replicas: int
+    replicas: int | None
     where: str
 
 
@@ -70,10 +72,12 @@ def parse_url(url: str, stream: str | None = None, replicas: int | None = None) 
         raise InvalidInput(
             f"NATS stream name must be 1-64 letters, digits, '-' or '_', got {name!r}"
         )
-    count: object = replicas if replicas is not None else params.get("replicas", "1")
+    count: object = replicas if replicas is not None else params.get("replicas")
     if isinstance(count, str) and count.isdigit():
         count = int(count)
-    if not isinstance(count, int) or isinstance(count, bool) or not 1 <= count <= 5:
+    if count is not None and (
+        not isinstance(count, int) or isinstance(count, bool) or not 1 <= count <= 5
+    ):
         raise InvalidInput(f"replicas must be an integer 1..5, got {count!r}")
     hosts = ",".join(urlsplit(s if "://" in s else f"nats://{s}").netloc for s in servers)
     return Target(servers, name, count, f"NATS at {hosts.rsplit('@', 1)[-1]}")
@@ -101,10 +105,12 @@ class Runtime:
             return None
 
         try:
-            return await nats.connect(
+            nc = await nats.connect(
                 self.target.servers,
                 connect_timeout=CONNECT_SECONDS,
-                max_reconnect_attempts=-1,
+                # a few tries to open (nats-py waits for ever with -1, and with 0), then for
+                # ever: a server that restarts or fails over is waited for by every call
+                max_reconnect_attempts=CONNECT_ATTEMPTS,
                 reconnect_time_wait=0.25,
                 allow_reconnect=True,
                 error_cb=quiet,
@@ -112,6 +118,8 @@ class Runtime:
             )
         except (TimeoutError, NatsError, OSError) as exc:
             raise StoreUnavailable(self.target.where, exc) from None
+        nc.options["max_reconnect_attempts"] = -1
+        return nc
 
     def run(self, coro: Coroutine[Any, Any, T], timeout: float | None = None) -> T:
         """Run a coroutine on the loop and wait for its result (from any other thread)."""

@@ -57,6 +57,7 @@ from eventbook.store.expected import check_expected
 from eventbook.store.reading import page_stream
 
 PUBLISH_RETRY_SECONDS = 30.0  # how long an append retries a publish whose outcome is unknown
+PUBLISH_ACK_SECONDS = 2.0  # one try's wait for its acknowledgement (a lost server: try again)
 CONFLICT_RETRIES = 100  # a stream moved under an append with expected ANY: read, try again
 VERSION_CACHE_MAX = 100_000  # streams whose version and last sequence a store remembers
 SCAN_VERSIONS_MAX = 256  # a stream read from version v > this finds v by bisection
@@ -98,7 +99,7 @@ def stream_config(target: Target) -> dict[str, Any]:
         "subjects": [f"{target.stream}.>"],
         "retention": "limits",
         "storage": "file",
-        "num_replicas": target.replicas,
+        "num_replicas": target.replicas or 1,
         "max_msgs": -1,
         "max_bytes": -1,
         "max_age": 0,
@@ -194,13 +195,22 @@ class NatsStore(EventStore):
                     f"{self.target.where} has no JetStream stream {self.name!r} to read "
                     "(readonly=True does not create it)"
                 ) from None
-            await api(self._nc, f"$JS.API.STREAM.CREATE.{self.name}", want)
+            try:
+                await api(self._nc, f"$JS.API.STREAM.CREATE.{self.name}", want)
+            except ApiError as refused:  # e.g. another stream already takes these subjects
+                raise InvalidInput(
+                    f"{self.target.where} refused to create JetStream stream {self.name!r} "
+                    f"(subjects {self.name}.>): {refused.description}"
+                ) from None
             return
         have = info["config"]
+        # the server leaves out settings that are false
+        have = {key: have.get(key, False if want[key] is True else None) for key in _CHECKED}
         wrong = [
-            f"{key}={have.get(key)!r} (eventbook needs {want[key]!r})"
+            f"{key}={have[key]!r} (eventbook needs {want[key]!r})"
             for key in _CHECKED
-            if have.get(key) != want[key]
+            if have[key] != want[key]
+            and (key != "num_replicas" or self.target.replicas is not None)
         ]
         if wrong:
             raise InvalidInput(
@@ -390,7 +400,9 @@ class NatsStore(EventStore):
         nc = self._nc
         if len(messages) == 1:
             subject, payload, headers = messages[0]
-            return api_answer(await nc.request(subject, payload, timeout=10.0, headers=headers))
+            return api_answer(
+                await nc.request(subject, payload, timeout=PUBLISH_ACK_SECONDS, headers=headers)
+            )
         batch = f"{nonce}-{uuid.uuid4().hex[:8]}"  # a new batch id for every try
         last = len(messages)
         for n, (subject, payload, headers) in enumerate(messages, 1):
@@ -399,7 +411,9 @@ class NatsStore(EventStore):
             if n < last:
                 await nc.publish(subject, payload, headers=headers)
         headers["Nats-Batch-Commit"] = "1"
-        return api_answer(await nc.request(subject, payload, timeout=10.0, headers=headers))
+        return api_answer(
+            await nc.request(subject, payload, timeout=PUBLISH_ACK_SECONDS, headers=headers)
+        )
 
     def _written(
         self, prepared: PreparedCommit, states: dict[str, tuple[int, int]], first: int
