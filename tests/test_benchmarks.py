@@ -53,6 +53,7 @@ BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
                 "lag_ours_p99_ms",
             },
         ),
+        ("bench_relay.py", {"append_rate", "lag_p99_ms"}),
         (
             "bench_postgres.py",
             {
@@ -61,6 +62,10 @@ BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
                 "b100_ours_over_peer",
                 "read_all_ours_over_peer",
             },
+        ),
+        (
+            "bench_nats.py",
+            {"w1_ours_over_raw_sync", "b100_ours_over_raw_async"},
         ),
     ],
 )

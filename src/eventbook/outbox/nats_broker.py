@@ -159,7 +159,8 @@ class NatsBroker:
             servers=[u.strip() for u in self.url.split(",")],
             connect_timeout=CONNECT_SECONDS,
             allow_reconnect=False,  # a fresh connection per failure: see the module docstring
-            max_reconnect_attempts=0,
+            max_reconnect_attempts=1,  # one try per server (nats-py waits for ever with 0)
+            reconnect_time_wait=0.1,
             error_cb=quiet,
         )
         self._js = self._nc.jetstream(timeout=self.ack_seconds)

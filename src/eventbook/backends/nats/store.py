@@ -53,7 +53,7 @@ from eventbook.errors import (
 )
 from eventbook.store.commit import PreparedCommit, new_event_id, prepare_commit, result_of
 from eventbook.store.contract import EventStore, StreamInfo, check_limit, check_position
-from eventbook.store.expected import check_expected
+from eventbook.store.expected import ANY, NO_STREAM, check_expected
 from eventbook.store.reading import page_stream
 
 PUBLISH_RETRY_SECONDS = 30.0  # how long an append retries a publish whose outcome is unknown
@@ -245,6 +245,9 @@ class NatsStore(EventStore):
                 self._clock_floor = (await self._events([last]))[0].recorded_at
         deadline = time.monotonic() + PUBLISH_RETRY_SECONDS
         uncertain = False  # a publish of this append may have landed without our knowing
+        # a stream not in the cache that may be new is first taken to be new: the server
+        # refuses the publish if it is not (a refusal costs no more than reading it first)
+        guess = {s for s in streams if prepared.expected.get(s, ANY) in (ANY, NO_STREAM)}
         for _ in range(CONFLICT_RETRIES):
             if prepared.commit_id is not None:
                 found = await self._find_commit(streams, prepared.commit_id)
@@ -252,7 +255,7 @@ class NatsStore(EventStore):
                     return await self._same_commit(prepared, found)
             for guard in guards:  # a stream the commit only names: read it afresh
                 self._versions.pop(guard, None)
-            states = await self._stream_states(streams + guards)
+            states = await self._stream_states(streams + guards, guess)
             await self._check_expected(prepared, states)
             messages = self._messages(prepared, states, streams, guards, nonce)
             try:
@@ -270,6 +273,7 @@ class NatsStore(EventStore):
                         return _result_of(landed)
                     for stream in streams + guards:
                         self._versions.pop(stream, None)
+                    guess = set()
                     continue
                 if exc.err_code == ERR_BATCH_DUPLICATE:
                     return await self._duplicate(prepared, streams, states, nonce)
@@ -287,9 +291,13 @@ class NatsStore(EventStore):
             self.target.where, f"the streams kept moving ({CONFLICT_RETRIES} tries)", True
         )
 
-    async def _stream_states(self, streams: list[str]) -> dict[str, tuple[int, int]]:
-        """(version, last sequence) of each stream, from the cache or the server."""
+    async def _stream_states(
+        self, streams: list[str], guess: set[str] | frozenset[str] = frozenset()
+    ) -> dict[str, tuple[int, int]]:
+        """(version, last sequence) of each stream, from the cache or the server; a stream
+        in `guess` that is not cached is taken to be new (0, 0), for the server to check."""
         known = {s: self._versions[s] for s in streams if s in self._versions}
+        known.update((s, (0, 0)) for s in streams if s in guess and s not in known)
         missing = [s for s in streams if s not in known]
         if missing:
             # other appends run on the loop meanwhile and may drop cache entries: keep ours
