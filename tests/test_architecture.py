@@ -5,6 +5,7 @@ backends/*                   import the port (store/) and core/ only, never each
 store/ (the port)            imports core/ and the leaves; names backends only in registry
 projections/ read_models/    the query side: import engine/, the port and core/, never a backend
 engine/                      the command side: imports the port and core/, never a backend
+outbox/                      publishing: the port, core/ and the query side, never a backend
 examples/                    the public API only (`import eventbook`)
 core/                        imports nothing of eventbook but the leaves
 errors.py limits.py          leaves
@@ -105,6 +106,13 @@ def test_the_query_side_names_no_backend(layer: str) -> None:
     allowed = ("eventbook.projections", "eventbook.read_models", "eventbook.engine")
     allowed += ("eventbook.store", "eventbook.core", "eventbook.errors", "eventbook.limits")
     assert _violations(layer, allowed) == []
+
+
+def test_the_outbox_names_no_backend() -> None:
+    allowed = ("eventbook.outbox", "eventbook.projections", "eventbook.read_models")
+    allowed += ("eventbook.store", "eventbook.core", "eventbook.errors", "eventbook.limits")
+    assert "eventbook.outbox.relay" in IMPORTS
+    assert _violations("eventbook.outbox", allowed) == []
 
 
 def test_examples_use_the_public_api_only() -> None:
