@@ -60,6 +60,7 @@ PUBLISH_RETRY_SECONDS = 30.0  # how long an append retries a publish whose outco
 PUBLISH_ACK_SECONDS = 2.0  # one try's wait for its acknowledgement (a lost server: try again)
 CONFLICT_RETRIES = 100  # a stream moved under an append with expected ANY: read, try again
 VERSION_CACHE_MAX = 100_000  # streams whose version and last sequence a store remembers
+CATCH_UP_SECONDS = 1.0  # how long a read waits for a replica behind this store's own appends
 SCAN_VERSIONS_MAX = 256  # a stream read from version v > this finds v by bisection
 DUPLICATE_WINDOW_NS = 120 * 10**9  # the server's Nats-Msg-Id window (2 minutes, its default)
 ERR_WRONG_LAST_SEQUENCE = 10071
@@ -157,6 +158,7 @@ class NatsStore(EventStore):
         self._versions: dict[str, tuple[int, int]] = {}  # stream -> (version, last sequence)
         self._hints: dict[tuple[str, int], int] = {}  # (stream, version) -> a sequence at or before
         self._times: dict[int, datetime] = {}  # sequence of a commit's first event -> its time
+        self._acked = 0  # the last position acknowledged to this store object
         self._wake = threading.Condition()
         self._generation = 0
         self._watching = False
@@ -435,6 +437,7 @@ class NatsStore(EventStore):
             last_seq[stream] = first + i
         for stream, version in written.items():
             self._versions[stream] = (version, last_seq[stream])
+        self._acked = max(self._acked, first + len(prepared.events) - 1)
 
         self._bump()
         return AppendResult(first, first + len(prepared.events) - 1, written, prepared.commit_id)
@@ -515,8 +518,8 @@ class NatsStore(EventStore):
             page = limits.read_page_count_max if remaining is None else remaining
             upto = min(head, after + min(page, limits.read_page_count_max))
             rows = self._call(self._range(after, upto))
-            if not rows:
-                return
+            if not rows:  # positions have no gap: a replica behind the head answered
+                rows = self._call(self._range_again(after, upto))
             yield from rows
             after = rows[-1].position
             if remaining is not None:
@@ -526,6 +529,17 @@ class NatsStore(EventStore):
         """The events at positions after..upto, whole commits only."""
         msgs = await direct_batch(self._nc, self.name, {"seq": after + 1, "batch": upto - after})
         return await self._events(msgs)
+
+    async def _range_again(self, after: int, upto: int) -> list[RecordedEvent]:
+        deadline = time.monotonic() + CATCH_UP_SECONDS
+        while time.monotonic() < deadline:
+            await asyncio.sleep(0.002)
+            rows = await self._range(after, upto)
+            if rows:
+                return rows
+        raise StoreUnavailable(
+            self.target.where, f"positions {after + 1}..{upto} are below the head but unreadable"
+        )
 
     async def _events(self, msgs: list[Msg]) -> list[RecordedEvent]:
         out: list[RecordedEvent] = []
@@ -654,6 +668,16 @@ class NatsStore(EventStore):
         return self._call(self._head())
 
     async def _head(self) -> int:
+        # In a cluster any current replica may answer a direct get; one that has not applied
+        # this store object's last acknowledged append yet is asked again (read your writes).
+        deadline = time.monotonic() + CATCH_UP_SECONDS
+        while True:
+            head = await self._last_whole_position()
+            if head >= self._acked or time.monotonic() > deadline:
+                return head
+            await asyncio.sleep(0.002)
+
+    async def _last_whole_position(self) -> int:
         msg = await direct_get(self._nc, self.name, {"last_by_subj": f"{self.name}.>"})
         if msg is None:
             return 0
