@@ -63,8 +63,18 @@ def raw_messages(count: int, name: str) -> list[tuple[str, bytes]]:
     out = []
     for i in range(count):
         e = event_of(i)
-        stored = _Stored(
-            e.type, e.data, e.metadata, None, str(uuid.uuid4()), 1, 1 + i // STREAMS, None, 0, 1
+        stored = _Stored(  # with the nonce a commit's first message carries (its payload)
+            e.type,
+            e.data,
+            e.metadata,
+            None,
+            str(uuid.uuid4()),
+            1,
+            1 + i // STREAMS,
+            None,
+            0,
+            1,
+            uuid.uuid4().hex,
         )
         out.append((subjects.event_subject(name, e.stream, None), _encode(stored)))
     return out

@@ -375,7 +375,10 @@ class NatsStore(EventStore):
                 prepared.metadata if first and prepared.metadata else None,
                 now if first else None,
             )
-            headers = {"Nats-Msg-Id": prepared.commit_id or nonce} if first else {}
+            # the commit id as msg id: two appends racing with one id in other streams are
+            # caught by the server's duplicate window. A retry of a commit without an id needs
+            # none: the stream guards refuse it if it had landed, and the nonce finds it then.
+            headers = {"Nats-Msg-Id": prepared.commit_id} if first and prepared.commit_id else {}
             messages.append(
                 (
                     subjects.event_subject(self.name, event.stream, prepared.commit_id),
@@ -438,8 +441,8 @@ class NatsStore(EventStore):
         for stream, version in written.items():
             self._versions[stream] = (version, last_seq[stream])
         self._acked = max(self._acked, first + len(prepared.events) - 1)
-
-        self._bump()
+        if self._watching:
+            self._bump()
         return AppendResult(first, first + len(prepared.events) - 1, written, prepared.commit_id)
 
     async def _find_commit(self, streams: list[str], commit_id: str) -> list[RecordedEvent]:
