@@ -43,7 +43,8 @@ from common import (
 )
 from eventbook.backends.nats import subjects
 from eventbook.backends.nats.connection import parse_url
-from eventbook.backends.nats.store import _encode, _Stored, stream_config
+from eventbook.backends.nats.payload import Payload, encode_payload
+from eventbook.backends.nats.store import stream_config
 from eventbook.testing.nats_server import NatsServer, nats_server_binary
 
 SCENARIOS = {"w1": 1, "b100": 100}  # events per commit
@@ -63,7 +64,7 @@ def raw_messages(count: int, name: str) -> list[tuple[str, bytes]]:
     out = []
     for i in range(count):
         e = event_of(i)
-        stored = _Stored(  # with the nonce a commit's first message carries (its payload)
+        stored = Payload(  # with the nonce a commit's first message carries (its payload)
             e.type,
             e.data,
             e.metadata,
@@ -76,7 +77,7 @@ def raw_messages(count: int, name: str) -> list[tuple[str, bytes]]:
             1,
             uuid.uuid4().hex,
         )
-        out.append((subjects.event_subject(name, e.stream, None), _encode(stored)))
+        out.append((subjects.event_subject(name, e.stream, None), encode_payload(stored)))
     return out
 
 

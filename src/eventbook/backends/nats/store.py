@@ -21,7 +21,7 @@ import asyncio
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
 from typing import Any
 
@@ -37,13 +37,12 @@ from eventbook.backends.nats.connection import (
     Target,
     api,
     api_answer,
-    direct_batch,
     direct_get,
-    parse_time,
     parse_url,
 )
+from eventbook.backends.nats.payload import Payload, decode_payload, encode_payload
+from eventbook.backends.nats.reads import NatsReads
 from eventbook.core.messages import AppendResult, NewEvent, RecordedEvent
-from eventbook.core.validation import check_id_text
 from eventbook.errors import (
     DuplicateCommit,
     InvalidInput,
@@ -52,45 +51,18 @@ from eventbook.errors import (
     WrongExpectedVersion,
 )
 from eventbook.store.commit import PreparedCommit, new_event_id, prepare_commit, result_of
-from eventbook.store.contract import EventStore, StreamInfo, check_limit, check_position
+from eventbook.store.contract import EventStore
 from eventbook.store.expected import ANY, NO_STREAM, check_expected
-from eventbook.store.reading import page_stream
 
 PUBLISH_RETRY_SECONDS = 30.0  # how long an append retries a publish whose outcome is unknown
 PUBLISH_ACK_SECONDS = 2.0  # one try's wait for its acknowledgement (a lost server: try again)
 CONFLICT_RETRIES = 100  # a stream moved under an append with expected ANY: read, try again
 VERSION_CACHE_MAX = 100_000  # streams whose version and last sequence a store remembers
-CATCH_UP_SECONDS = 1.0  # how long a read waits for a replica behind this store's own appends
-SCAN_VERSIONS_MAX = 256  # a stream read from version v > this finds v by bisection
 DUPLICATE_WINDOW_NS = 120 * 10**9  # the server's Nats-Msg-Id window (2 minutes, its default)
 ERR_WRONG_LAST_SEQUENCE = 10071
 ERR_BATCH_DUPLICATE = 10201
 ERR_STREAM_NOT_FOUND = 10059
 ERR_BATCH_TOO_LARGE = 10199
-
-
-class _Stored(msgspec.Struct, array_like=True):
-    """One event as a message payload. The first event of a commit carries the commit's
-    nonce, content digest (with a commit id) and metadata."""
-
-    type: str
-    data: dict[str, Any]
-    metadata: dict[str, Any]
-    occurred_at: datetime | None
-    id: str
-    schema_version: int
-    version: int
-    commit_id: str | None
-    offset: int  # this event's place in its commit, from 0
-    size: int  # the number of events in the commit
-    nonce: str | None = None
-    digest: bytes | None = None
-    commit_metadata: dict[str, Any] | None = None
-    recorded_at: datetime | None = None  # with a store clock (tests): the commit's time
-
-
-_encode = msgspec.msgpack.Encoder().encode
-_decode = msgspec.msgpack.Decoder(_Stored).decode
 
 
 def stream_config(target: Target) -> dict[str, Any]:
@@ -136,7 +108,7 @@ def _result_of(events: list[RecordedEvent]) -> AppendResult:
     return msgspec.structs.replace(result_of(events), recorded_at=None)
 
 
-class NatsStore(EventStore):
+class NatsStore(NatsReads, EventStore):
     """An event store in a NATS JetStream stream. Open it with `eventbook.open_store(url)`."""
 
     def __init__(
@@ -311,14 +283,6 @@ class NatsStore(EventStore):
             known.update(fetched)
         return {s: known[s] for s in streams}
 
-    async def _last_of(self, stream: str) -> tuple[int, int]:
-        msg = await direct_get(
-            self._nc, self.name, {"last_by_subj": subjects.stream_filter(self.name, stream)}
-        )
-        if msg is None:
-            return 0, 0
-        return _decode(msg.data).version, int(msg.headers["Nats-Sequence"])
-
     async def _check_expected(
         self, prepared: PreparedCommit, states: dict[str, tuple[int, int]]
     ) -> None:
@@ -359,7 +323,7 @@ class NatsStore(EventStore):
         for i, event in enumerate(events):
             versions[event.stream] += 1
             first = i == 0
-            stored = _Stored(
+            stored = Payload(
                 event.type,
                 event.data,
                 event.metadata,
@@ -396,7 +360,7 @@ class NatsStore(EventStore):
                 headers["Nats-Expected-Last-Subject-Sequence-Subject"] = subjects.stream_filter(
                     self.name, stream
                 )
-            payload = _encode(stored)
+            payload = encode_payload(stored)
             if len(payload) + len(subject) + 256 > self._rt.max_payload:
                 raise InvalidInput(
                     f"event {i} ({stored.type} in {events[i].stream!r}) is a message of "
@@ -454,16 +418,11 @@ class NatsStore(EventStore):
                 return await self._commit_at(msg)
         return []
 
-    async def _commit_at(self, msg: Msg) -> list[RecordedEvent]:
-        stored = _decode(msg.data)
-        first = int(msg.headers["Nats-Sequence"]) - stored.offset
-        return await self._range(first - 1, first + stored.size - 1)
-
     async def _same_commit(
         self, prepared: PreparedCommit, found: list[RecordedEvent]
     ) -> AppendResult:
         msg = await direct_get(self._nc, self.name, {"seq": found[0].position})
-        if msg is None or _decode(msg.data).digest != prepared.digest:
+        if msg is None or decode_payload(msg.data).digest != prepared.digest:
             raise DuplicateCommit(prepared.commit_id or "", found[0].position)
         return _result_of(found)
 
@@ -503,215 +462,9 @@ class NatsStore(EventStore):
                 "next_by_subj": subjects.stream_filter(self.name, stream),
             },
         )
-        if msg is None or _decode(msg.data).nonce != nonce:
+        if msg is None or decode_payload(msg.data).nonce != nonce:
             return []
         return await self._commit_at(msg)
-
-    # -- reads ------------------------------------------------------------------------------
-
-    def read_all(self, *, after: int = 0, limit: int | None = None) -> Iterator[RecordedEvent]:
-        self._check_open()
-        check_position(after)
-        limit = check_limit(limit)
-        return self._read_all(after, self.head_position(), limit)
-
-    def _read_all(self, after: int, head: int, limit: int | None) -> Iterator[RecordedEvent]:
-        remaining = limit
-        while after < head and (remaining is None or remaining > 0):
-            page = limits.read_page_count_max if remaining is None else remaining
-            upto = min(head, after + min(page, limits.read_page_count_max))
-            rows = self._call(self._range(after, upto))
-            if not rows:  # positions have no gap: a replica behind the head answered
-                rows = self._call(self._range_again(after, upto))
-            yield from rows
-            after = rows[-1].position
-            if remaining is not None:
-                remaining -= len(rows)
-
-    async def _range(self, after: int, upto: int) -> list[RecordedEvent]:
-        """The events at positions after..upto, whole commits only."""
-        msgs = await direct_batch(self._nc, self.name, {"seq": after + 1, "batch": upto - after})
-        return await self._events(msgs)
-
-    async def _range_again(self, after: int, upto: int) -> list[RecordedEvent]:
-        deadline = time.monotonic() + CATCH_UP_SECONDS
-        while time.monotonic() < deadline:
-            await asyncio.sleep(0.002)
-            rows = await self._range(after, upto)
-            if rows:
-                return rows
-        raise StoreUnavailable(
-            self.target.where, f"positions {after + 1}..{upto} are below the head but unreadable"
-        )
-
-    async def _events(self, msgs: list[Msg]) -> list[RecordedEvent]:
-        out: list[RecordedEvent] = []
-        times = self._times
-        pending: list[tuple[Msg, _Stored, int]] = []
-        for msg in msgs:
-            stored = _decode(msg.data)
-            seq = int(msg.headers["Nats-Sequence"])
-            if stored.offset == 0:
-                times[seq] = stored.recorded_at or parse_time(msg.headers["Nats-Time-Stamp"])
-            pending.append((msg, stored, seq))
-        for msg, stored, seq in pending:
-            first = seq - stored.offset
-            recorded = times.get(first)
-            if recorded is None:
-                head = await direct_get(self._nc, self.name, {"seq": first})
-                recorded = _decode(head.data).recorded_at or parse_time(
-                    head.headers["Nats-Time-Stamp"]
-                )
-                times[first] = recorded
-            out.append(
-                RecordedEvent(
-                    seq,
-                    subjects.stream_of_subject(msg.headers["Nats-Subject"]),
-                    stored.version,
-                    stored.type,
-                    stored.data,
-                    stored.metadata,
-                    recorded,
-                    stored.occurred_at or recorded,
-                    stored.id,
-                    stored.schema_version,
-                    stored.commit_id,
-                )
-            )
-        if len(times) > limits.read_page_count_max * 4:
-            times.clear()
-        return out
-
-    def read_stream(
-        self,
-        stream: str,
-        *,
-        from_version: int | None = None,
-        backward: bool = False,
-        limit: int | None = None,
-    ) -> Iterator[RecordedEvent]:
-        self._check_open()
-        version = self.stream_version(stream) if isinstance(stream, str) else 0
-        return page_stream(
-            stream,
-            version,
-            lambda lo, hi: self._call(self._versions_range(stream, lo, hi)),
-            from_version,
-            backward,
-            limit,
-        )
-
-    async def _versions_range(self, stream: str, lo: int, hi: int) -> list[RecordedEvent]:
-        start = await self._seq_at_or_before(stream, lo)
-        filter_ = subjects.stream_filter(self.name, stream)
-        out: list[RecordedEvent] = []
-        while True:
-            want = hi - lo + 1
-            msgs = await direct_batch(
-                self._nc,
-                self.name,
-                {"seq": start, "next_by_subj": filter_, "batch": want + SCAN_VERSIONS_MAX},
-            )
-            events = await self._events(msgs)
-            out.extend(e for e in events if lo <= e.version <= hi)
-            if not events or events[-1].version >= hi:
-                break
-            start = events[-1].position + 1
-        out = out[: hi - lo + 1]
-        if out:
-            self._hints[(stream, hi + 1)] = out[-1].position + 1
-            if len(self._hints) > VERSION_CACHE_MAX:
-                self._hints.clear()
-        return out
-
-    async def _seq_at_or_before(self, stream: str, version: int) -> int:
-        """A sequence from which a forward scan of the stream meets `version` soon."""
-        hint = self._hints.get((stream, version))
-        if hint is not None or version <= SCAN_VERSIONS_MAX:
-            return hint or 1
-        filter_ = subjects.stream_filter(self.name, stream)
-        low, high = 1, (await self._last_of(stream))[1]
-        while low < high:  # the first sequence whose next event of the stream has >= version
-            mid = (low + high) // 2
-            msg = await direct_get(self._nc, self.name, {"seq": mid, "next_by_subj": filter_})
-            if msg is None:
-                high = mid
-                continue
-            seq, found = int(msg.headers["Nats-Sequence"]), _decode(msg.data).version
-            if found == version:
-                return seq
-            if found < version:
-                low = seq + 1
-            else:
-                high = mid
-        return low
-
-    def read_commit(self, commit_id: str) -> list[RecordedEvent]:
-        self._check_open()
-        check_id_text(commit_id, what="commit id", chars_max=limits.commit_id_chars_max)
-        return self._call(self._read_commit(commit_id))
-
-    async def _read_commit(self, commit_id: str) -> list[RecordedEvent]:
-        msg = await direct_get(
-            self._nc, self.name, {"last_by_subj": subjects.commit_filter(self.name, commit_id)}
-        )
-        return [] if msg is None else await self._commit_at(msg)
-
-    def stream_version(self, stream: str) -> int:
-        self._check_open()
-        if not isinstance(stream, str) or not stream:
-            return 0
-        return self._call(self._stream_version(stream))
-
-    async def _stream_version(self, stream: str) -> int:
-        self._versions[stream] = state = await self._last_of(stream)
-        return state[0]
-
-    def head_position(self) -> int:
-        return self._call(self._head())
-
-    async def _head(self) -> int:
-        # In a cluster any current replica may answer a direct get; one that has not applied
-        # this store object's last acknowledged append yet is asked again (read your writes).
-        deadline = time.monotonic() + CATCH_UP_SECONDS
-        while True:
-            head = await self._last_whole_position()
-            if head >= self._acked or time.monotonic() > deadline:
-                return head
-            await asyncio.sleep(0.002)
-
-    async def _last_whole_position(self) -> int:
-        msg = await direct_get(self._nc, self.name, {"last_by_subj": f"{self.name}.>"})
-        if msg is None:
-            return 0
-        stored = _decode(msg.data)
-        seq = int(msg.headers["Nats-Sequence"])
-        return seq if stored.offset + 1 == stored.size else seq - stored.offset - 1
-
-    def streams(self) -> Iterator[StreamInfo]:
-        self._check_open()
-        return iter(self._call(self._streams()))
-
-    async def _streams(self) -> list[StreamInfo]:
-        tokens: set[str] = set()
-        offset = 0
-        while True:
-            info = await api(
-                self._nc,
-                f"$JS.API.STREAM.INFO.{self.name}",
-                {"subjects_filter": f"{self.name}.>", "offset": offset},
-            )
-            found = info["state"].get("subjects") or {}
-            tokens.update(subject.split(".", 2)[1] for subject in found)
-            offset += len(found)
-            if not found or offset >= info.get("total", 0):
-                break
-        out = []
-        for stream in sorted(subjects.decode_token(t) for t in tokens):
-            version, seq = await self._last_of(stream)
-            if version:
-                out.append(StreamInfo(stream, version, seq))
-        return out
 
     # -- waiting ----------------------------------------------------------------------------
 
