@@ -4,12 +4,15 @@ and JetStream streams on them."""
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import psycopg
 import pytest
 from psycopg import sql
 
+import eventbook as eb
 from eventbook.testing.nats_server import existing_nats_url, nats_server
 from eventbook.testing.postgres_server import PostgresServer, existing_postgres_url, postgres_server
 
@@ -61,3 +64,34 @@ def drop_nats_stream(nats_url: str) -> Callable[[str], None]:
     from eventbook.backends.nats.store import delete_stream
 
     return lambda name: delete_stream(nats_url, name)
+
+
+@pytest.fixture
+def open_test_store(
+    request: pytest.FixtureRequest, tmp_path: Path
+) -> Iterator[Callable[[str], eb.EventStore]]:
+    """Opens a fresh store of a kind: "memory", "log" (sync none, under tmp_path) or "nats"
+    (a new JetStream stream on the session's server); closes and deletes them afterwards."""
+    opened: list[eb.EventStore] = []
+    streams: list[str] = []
+
+    def open_store(kind: str) -> eb.EventStore:
+        if kind == "memory":
+            store = eb.open_store("memory://")
+        elif kind == "log":
+            store = eb.open_store(tmp_path / f"store-{len(opened)}", sync="none")
+        elif kind == "nats":
+            streams.append(f"t_{uuid.uuid4().hex[:16]}")
+            store = eb.open_store(request.getfixturevalue("nats_url"), stream=streams[-1])
+        else:
+            raise ValueError(f"no test store of kind {kind!r}")
+        opened.append(store)
+        return store
+
+    yield open_store
+    for store in opened:
+        store.close()
+    if streams:
+        drop = request.getfixturevalue("drop_nats_stream")
+        for name in streams:
+            drop(name)

@@ -7,7 +7,7 @@ stopped at, holes in the positions, handlers that stop reading early, and the ba
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -20,17 +20,11 @@ from eventbook.read_models import ReadModel, SqliteReadModel, open_read_models
 from eventbook.read_models.sqlite import SqliteTx
 
 
-@pytest.fixture(params=["memory", "log"])
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[eb.EventStore]:
-    opened = (
-        eb.open_store("memory://")
-        if request.param == "memory"
-        else eb.open_store(tmp_path / "store", sync="none")
-    )
-    try:
-        yield opened
-    finally:
-        opened.close()
+@pytest.fixture(params=["memory", "log", "nats"])
+def store(
+    request: pytest.FixtureRequest, open_test_store: Callable[[str], eb.EventStore]
+) -> eb.EventStore:
+    return open_test_store(request.param)
 
 
 @pytest.fixture

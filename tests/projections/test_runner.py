@@ -11,7 +11,7 @@ import random
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -37,17 +37,11 @@ class Clock:
         return self.now
 
 
-@pytest.fixture(params=["memory", "log"])
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[eb.EventStore]:
-    opened = (
-        eb.open_store("memory://")
-        if request.param == "memory"
-        else eb.open_store(tmp_path / "store", sync="none")
-    )
-    try:
-        yield opened
-    finally:
-        opened.close()
+@pytest.fixture(params=["memory", "log", "nats"])
+def store(
+    request: pytest.FixtureRequest, open_test_store: Callable[[str], eb.EventStore]
+) -> eb.EventStore:
+    return open_test_store(request.param)
 
 
 @pytest.fixture
