@@ -111,3 +111,25 @@ def test_a_readonly_store_writes_nothing(nats_url: str) -> None:
         with pytest.raises(eb.StoreReadOnly):
             reader.append([eb.NewEvent("a-1", "Happened")])
         assert reader.head_position() == 1
+
+
+def test_commit_ids_hold_beyond_the_duplicate_window(nats_url: str) -> None:
+    from eventbook.backends.nats.connection import parse_url
+    from eventbook.backends.nats.store import stream_config
+
+    config = stream_config(parse_url(nats_url, "SHORTWINDOW"))
+    config["duplicate_window"] = 200_000_000  # 0.2 s instead of two minutes
+    asyncio.run(_add_stream(nats_url, config))
+    with eb.open_store(nats_url, stream="SHORTWINDOW") as store:
+        events = [eb.NewEvent("a-1", "Opened"), eb.NewEvent("b-1", "Opened")]
+        first = store.append(events, commit_id="c-1")
+        store.append([eb.NewEvent("a-1", "Other")])
+        time.sleep(0.5)  # the server no longer remembers the msg id "c-1"
+        assert store.append(events, commit_id="c-1") == first
+        with pytest.raises(eb.DuplicateCommit):
+            store.append([eb.NewEvent("b-1", "Changed")], commit_id="c-1")
+        assert store.head_position() == 3
+    # a second store object, with no cache of its own, finds the commit too
+    with eb.open_store(nats_url, stream="SHORTWINDOW") as again:
+        assert again.append(events, commit_id="c-1") == first
+        assert again.head_position() == 3
