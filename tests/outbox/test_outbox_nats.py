@@ -4,6 +4,7 @@ headers, duplicates dropped, an unreachable or restarted server, durable consume
 from __future__ import annotations
 
 import asyncio
+import json
 import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
@@ -132,3 +133,88 @@ def test_the_relay_rides_out_a_server_crash(tmp_path: Path, store: eb.EventStore
             broker.close()
         msgs = stream_messages(own.url, "T4")
     assert [m.headers["Nats-Msg-Id"] for m in msgs] == [e.id for e in store.read_all()]
+
+
+def positions(msgs: list) -> list[int]:
+    return [int(m.headers["Eventbook-Position"]) for m in msgs]
+
+
+def test_batches_that_partly_repeat_published_events_store_each_once_in_order(
+    server: NatsServer, store: eb.EventStore
+) -> None:
+    fill(store, 20)  # positions 1..40
+    with NatsBroker(server.url, stream="T5", subject_prefix="t5") as broker:
+        Relay(store, broker, MemoryCheckpoint(), batch_events=7).catch_up()
+        assert (broker.batches, broker.fallbacks) == (6, 0)  # 5 x 7 + 5, all atomic
+        fill(store, 10)  # positions 41..60
+        # restarted from an older checkpoint, with other batch boundaries: 12..21 and 22..31
+        # were published, 32..41 partly (41 is new), 42..51 and 52..60 are new
+        Relay(store, broker, MemoryCheckpoint(11), batch_events=10).catch_up()
+        assert (broker.batches, broker.fallbacks) == (8, 3)
+    msgs = stream_messages(server.url, "T5")
+    assert positions(msgs) == list(range(1, 61))
+    assert [m.headers["Nats-Msg-Id"] for m in msgs] == [e.id for e in store.read_all()]
+    assert [m.seq for m in msgs] == list(range(1, 61))
+
+
+def test_a_batch_whose_acknowledgement_was_lost_is_stored_once(
+    server: NatsServer, store: eb.EventStore
+) -> None:
+    fill(store, 10)
+    with NatsBroker(server.url, stream="T6", subject_prefix="t6") as broker:
+        commit = broker._commit
+        lost: list[dict] = []
+
+        async def lose_the_first_answer(subject: str, data: bytes, headers: dict) -> dict:
+            answer = await commit(subject, data, headers)  # the server stored the batch
+            if not lost:
+                lost.append(answer)
+                raise TimeoutError  # ... and the relay never heard of it
+            return answer
+
+        broker._commit = lose_the_first_answer  # type: ignore[method-assign]
+        relay = Relay(store, broker, MemoryCheckpoint(), batch_events=8, retry_seconds=0.01)
+        with relay.start():
+            fill(store, 10)
+            assert relay.wait_for(store.head_position(), 20)
+        assert lost and lost[0]["count"] == 8
+        assert broker.fallbacks >= 1  # the retry was refused as a duplicate, then deduped
+    msgs = stream_messages(server.url, "T6")
+    assert [m.headers["Nats-Msg-Id"] for m in msgs] == [e.id for e in store.read_all()]
+
+
+def test_a_stream_without_atomic_batches_is_updated_to_allow_them(
+    server: NatsServer, store: eb.EventStore
+) -> None:
+    import nats
+    from nats.js import api
+
+    async def make_and_read(create: bool) -> bool:
+        nc = await nats.connect(server.url)
+        try:
+            js = nc.jetstream()
+            if create:
+                await js.add_stream(api.StreamConfig(name="T7", subjects=["t7.>"]))
+            return bool((await js.stream_info("T7")).config.allow_atomic)
+        finally:
+            await nc.close()
+
+    assert not asyncio.run(make_and_read(True))
+    fill(store, 5)
+    with NatsBroker(server.url, stream="T7", subject_prefix="t7") as broker:
+        assert asyncio.run(make_and_read(False))
+        Relay(store, broker, MemoryCheckpoint()).catch_up()
+        assert broker.batches == 1
+    assert positions(stream_messages(server.url, "T7")) == list(range(1, 11))
+
+
+def test_batches_are_split_to_the_servers_limit(tmp_path: Path, store: eb.EventStore) -> None:
+    folder = json.dumps(str(tmp_path / "js"))
+    limited = f"jetstream {{ store_dir: {folder}, limits {{ batch {{ max_msgs: 6 }} }} }}"
+    fill(store, 10)
+    with nats_server(extra_config=limited) as own, NatsBroker(own.url) as broker:
+        Relay(store, broker, MemoryCheckpoint(), batch_events=20).catch_up()
+        assert broker.batch_messages == 6
+        assert broker.fallbacks == 0
+        msgs = stream_messages(own.url, "OUTBOX")
+    assert positions(msgs) == list(range(1, 21))

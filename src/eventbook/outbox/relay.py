@@ -3,8 +3,8 @@ once, in position order, resuming from its own checkpoint.
 
 Each round reads up to `batch_events` events after the checkpoint position from
 `store.read_all` (waiting with `store.wait_for_append` when there are none), publishes them all
-with their acknowledgements awaited together (`broker.publish`), and only then moves its
-position past them. The position is written to the checkpoint file at most every
+(`broker.publish`: for NATS one atomic batch, stored whole with one sync), and only then moves
+its position past them. The position is written to the checkpoint file at most every
 `checkpoint_seconds` and when the relay stops, always after the broker acknowledged every event
 up to it. A crash therefore loses no event: what was published after the last saved position
 is published again on restart, with the same message ids (event ids), so the broker drops what
@@ -12,8 +12,9 @@ it already stored within its duplicate window and consumers drop the rest by id.
 
 A failed publish (the broker unreachable, an acknowledgement lost) leaves the position where it
 was; `run` waits `retry_seconds` and publishes the same events again. The NATS broker starts a
-fresh connection for it, and a connection delivers in order, so the broker never stores an
-event of a stream after a later one of the same stream (beyond the duplicates it drops).
+fresh connection for it; what it stored of the failed publish is a prefix of whole batches, and
+a retried batch that repeats stored events is published message by message so the broker drops
+those copies by id: it never stores an event of a stream after a later one of the same stream.
 """
 
 from __future__ import annotations
@@ -211,14 +212,19 @@ class Relay:
             self._save_if_due()
             return len(events)
 
-    def catch_up(self) -> int:
-        """Publish every event up to the head as it is now and save the checkpoint; returns
-        how many were published."""
+    def catch_up(self, progress: Progress | None = None) -> int:
+        """Publish every event up to the head as it is now and save the checkpoint (also when
+        a publish fails: then up to what the broker acknowledged); returns how many were
+        published. `progress` is called with the status after each batch."""
         head = self.store.head_position()
         count = 0
-        while self.position < head:
-            count += self.publish_batch()
-        self.save()
+        try:
+            while self.position < head:
+                count += self.publish_batch()
+                if progress is not None:
+                    progress(self.status())
+        finally:
+            self.save()
         return count
 
     def save(self) -> None:
