@@ -4,6 +4,7 @@ cli/                         edges: nothing imports them
 backends/*                   import the port (store/) and core/ only, never each other
 store/ (the port)            imports core/ and the leaves; names backends only in registry
 projections/ read_models/    the query side: import engine/, the port and core/, never a backend
+sagas/                       process managers: import engine/, the port and core/, never a backend
 engine/                      the command side: imports the port and core/, never a backend
 outbox/                      publishing: the port, core/ and the query side, never a backend
 examples/                    the public API only (`import eventbook`)
@@ -113,6 +114,13 @@ def test_the_outbox_names_no_backend() -> None:
     allowed += ("eventbook.store", "eventbook.core", "eventbook.errors", "eventbook.limits")
     assert "eventbook.outbox.relay" in IMPORTS
     assert _violations("eventbook.outbox", allowed) == []
+
+
+def test_sagas_name_no_backend() -> None:
+    allowed = ("eventbook.sagas", "eventbook.engine", "eventbook.store", "eventbook.core")
+    allowed += ("eventbook.errors", "eventbook.limits")
+    assert "eventbook.sagas.runner" in IMPORTS
+    assert _violations("eventbook.sagas", allowed) == []
 
 
 def test_examples_use_the_public_api_only() -> None:

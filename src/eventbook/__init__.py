@@ -11,6 +11,7 @@ from eventbook.engine import (
     Application,
     AppState,
     Command,
+    CommandRejected,
     Context,
     Decider,
     Decision,
@@ -39,6 +40,15 @@ from eventbook.errors import (
     WrongExpectedVersion,
 )
 from eventbook.projections import Projection, ProjectionRunner, projection
+from eventbook.sagas import (
+    DispatchFailed,
+    Reaction,
+    Saga,
+    SagaContext,
+    SagaRunner,
+    Timer,
+    TimerFired,
+)
 from eventbook.store import (
     ANY,
     EXISTS,
@@ -49,6 +59,7 @@ from eventbook.store import (
     Subscription,
     open_store,
 )
+from eventbook.temporal import Books, Calendar, Ledger, Measure
 
 __version__ = "0.1.0"
 
@@ -59,10 +70,14 @@ __all__ = [
     "AppState",
     "AppendResult",
     "Application",
+    "Books",
+    "Calendar",
     "Command",
+    "CommandRejected",
     "Context",
     "Decider",
     "Decision",
+    "DispatchFailed",
     "DuplicateCommit",
     "Engine",
     "Event",
@@ -72,13 +87,19 @@ __all__ = [
     "Folded",
     "HistoryEntry",
     "InvalidInput",
+    "Ledger",
+    "Measure",
     "NewEvent",
     "Outcome",
     "Projection",
     "ProjectionRunner",
+    "Reaction",
     "RecordedEvent",
     "Rejected",
     "Replica",
+    "Saga",
+    "SagaContext",
+    "SagaRunner",
     "StoreClosed",
     "StoreCorrupted",
     "StoreFailed",
@@ -91,6 +112,8 @@ __all__ = [
     "Subscription",
     "Target",
     "Timeout",
+    "Timer",
+    "TimerFired",
     "WrongExpectedVersion",
     "open_store",
     "projection",

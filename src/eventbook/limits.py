@@ -54,3 +54,13 @@ projection_batch_events_max = 4096  # events applied in one read-model transacti
 outbox_batch_events_max = 1000  # events one relay batch publishes before it awaits the acks
 outbox_fetch_count_max = 1000  # messages one consumer fetch takes from the broker
 outbox_workers_max = 64  # parallel partitions of one consumer
+
+# Sagas
+saga_batch_events_max = 512  # log events a saga runner offers its saga per round (one commit)
+saga_instances_cached_max = 100_000  # saga instances a runner keeps folded in memory
+
+# Bitemporal books (temporal/)
+temporal_lateness_max_days = 366  # the longest max_lateness a calendar may set
+temporal_hour_cache_max = 100_000  # local-hour names a calendar keeps cached
+temporal_causes_max = 1000  # event ids one correction or adjustment lists (the rest counted)
+temporal_notices_per_commit_max = 1000  # notices one commit of an advance appends

@@ -12,9 +12,10 @@ from typing import Annotated
 import typer
 
 import eventbook
-from eventbook.cli import commands, demo, maintenance, reading, replaying, writing
+from eventbook.cli import commands, demo, maintenance, reading, relaying, replaying, writing
 from eventbook.cli.errors import EventbookGroup
 from eventbook.cli.projections import projections_app
+from eventbook.cli.sagas import sagas_app
 from eventbook.cli.stores import Settings
 from eventbook.store.registry import DEFAULT_STORE
 
@@ -73,7 +74,9 @@ app.command()(replaying.snapshot)
 app.command()(replaying.replay)
 app.command()(replaying.upcast)
 app.command()(demo.demo)
+app.command()(relaying.relay)
 app.add_typer(projections_app)
+app.add_typer(sagas_app)
 
 
 def main() -> None:

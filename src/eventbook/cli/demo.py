@@ -1,4 +1,7 @@
-"""`eventbook demo`: the bank story of seed 001 on the embedded default, through the engine.
+"""`eventbook demo [bank|shop]`: the stories of the seeds on the embedded default.
+
+`bank` (the default) is seed 001's story through the engine; `shop` is seed 004's order saga
+(cli/demo_shop.py).
 
 It opens two accounts, deposits, withdraws, has an overdraft rejected (and recorded), transfers
 money in one commit across two streams, takes a snapshot, and then prints the passbooks, the
@@ -10,15 +13,17 @@ writes nothing and shows the same story.
 from __future__ import annotations
 
 import tempfile
+from typing import Annotated
 
 import typer
 from rich.table import Table
 
 import eventbook as eb
-from eventbook.cli import output
+from eventbook.cli import demo_shop, output
 from eventbook.cli.apps import remember_app
 from eventbook.cli.options import StoreOption
 from eventbook.cli.stores import open_for_writing, store_url
+from eventbook.errors import InvalidInput
 from eventbook.examples import bank
 
 APP_PATH = "eventbook.examples.bank:app"
@@ -38,11 +43,29 @@ STORY: list[tuple[str, str, dict[str, object]]] = [
 AFTER_SNAPSHOT = ("ada deposits 25", "Deposit", {"account_id": "ada", "amount": 25})
 
 
-def demo(ctx: typer.Context, store: StoreOption = None) -> None:
-    """Run the bank story (seed 001) on the embedded store: commands, a rejected overdraft,
-    an atomic transfer, passbooks, the time machine and a snapshot."""
+StoryArgument = Annotated[
+    str,
+    typer.Argument(
+        help="The story: bank (seed 001, the default) or shop (seed 004's order saga).",
+        show_default=False,
+    ),
+]
+
+
+def demo(ctx: typer.Context, story: StoryArgument = "bank", store: StoreOption = None) -> None:
+    """Run a story on the embedded store (or --store URL). `bank` (the default, seed 001):
+    commands, a rejected overdraft, an atomic transfer, passbooks, the time machine and a
+    snapshot. `shop` (seed 004): orders approved or rejected against a customer's credit by
+    the order saga, a cancellation compensated."""
+    stories = {"bank": _bank, "shop": demo_shop.shop}
+    run = stories.get(story)
+    if run is None:
+        raise InvalidInput(f"no demo story {story!r}; the stories are {', '.join(stories)}")
+    run(_demo_url(ctx, store))
+
+
+def _bank(url: str) -> None:
     console = output.stdout_console()
-    url = _demo_url(ctx, store)
     with open_for_writing(url) as book:
         remember_app(book, APP_PATH)
         engine = eb.Engine(bank.app, book)

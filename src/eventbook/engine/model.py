@@ -156,6 +156,7 @@ class Application:
     `record_rejections`: rejected commands are recorded as NOP events (seed 001).
     `business_tz`: the time zone whose midnight ends a business day (day-end cut-offs).
     `projections`: the read models kept from the log (`eventbook.Projection`).
+    `sagas`: the process managers that react to its events (`eventbook.sagas.Saga`).
     """
 
     name: str
@@ -168,6 +169,7 @@ class Application:
     retries: int = 5
     upcasters: dict[tuple[str, int], Upcaster] = field(default_factory=dict)
     projections: Sequence[Any] = ()  # eventbook.Projection: the read models kept from the log
+    sagas: Sequence[Any] = ()  # eventbook.sagas.Saga: the process managers run on the log
 
     def __post_init__(self) -> None:
         self.by_category = {d.category: d for d in self.deciders}

@@ -26,6 +26,7 @@ status) and `order_notes` (SQLite FTS5 full-text search over the orders' notes, 
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Annotated, Literal
 
 import msgspec
@@ -348,6 +349,95 @@ def order_notes(tx, event: eb.Event, recorded: eb.RecordedEvent) -> None:
         )
 
 
+# -- the order saga (seed 004): credit reserved -> approved; limit exceeded -> rejected --------
+
+CREDIT_REPLY_TIMEOUT = timedelta(seconds=30)
+
+
+class OrderSagaState(msgspec.Struct, frozen=True):
+    order_id: str = ""
+    customer_id: str = ""
+    total: int = 0
+    step: str = "new"  # reserving, approving, approved, rejecting, rejected, cancelled
+    reserved: bool = False  # credit is held for this order, as far as the saga knows
+
+
+def correlate_order(event: eb.Event, recorded: eb.RecordedEvent) -> str | None:
+    """The saga of an order follows the order's own events (the outcomes of the commands it
+    issues come to it without correlation)."""
+    if recorded.stream.startswith("order-") and isinstance(event, OrderCreated | OrderCancelled):
+        return _order_of(recorded)
+    return None
+
+
+def react_order(state: OrderSagaState, event: eb.Event, ctx: eb.SagaContext) -> eb.Reaction | None:
+    """Seed 004's flow, with a deadline for the customer service's answer and compensation."""
+    s = msgspec.structs.replace
+    release = ReleaseCredit(customer_id=state.customer_id, order_id=state.order_id)
+    match event:
+        case OrderCreated(order_id=order_id, customer_id=customer_id, total=total):
+            if state.step != "new":
+                return None
+            return eb.Reaction(
+                OrderSagaState(order_id, customer_id, total, "reserving"),
+                commands=[ReserveCredit(customer_id=customer_id, order_id=order_id, amount=total)],
+                timers=[eb.Timer("credit_reply", ctx.now + CREDIT_REPLY_TIMEOUT)],
+            )
+        case CreditReserved() if ctx.issued_by_me:
+            if state.step == "reserving":
+                return eb.Reaction(
+                    s(state, step="approving", reserved=True),
+                    commands=[ApproveOrder(order_id=state.order_id)],
+                    cancel=["credit_reply"],
+                )
+            # a late answer, after the deadline or a cancellation: give the credit back
+            return eb.Reaction(s(state, reserved=True), compensations=[release])
+        case CreditLimitExceeded() if ctx.issued_by_me and state.step == "reserving":
+            return eb.Reaction(
+                s(state, step="rejecting"),
+                commands=[RejectOrder(order_id=state.order_id, reason="credit limit exceeded")],
+                cancel=["credit_reply"],
+            )
+        case eb.TimerFired(name="credit_reply") if state.step == "reserving":
+            reason = f"no answer from the credit check in {CREDIT_REPLY_TIMEOUT.seconds} s"
+            return eb.Reaction(
+                s(state, step="rejecting"),
+                commands=[RejectOrder(order_id=state.order_id, reason=reason)],
+            )
+        case OrderApproved() if ctx.issued_by_me:
+            return eb.Reaction(s(state, step="approved"), status="completed")
+        case OrderRejected() if ctx.issued_by_me:
+            return eb.Reaction(
+                s(state, step="rejected"), status="running" if state.reserved else "completed"
+            )
+        case OrderCancelled():
+            if state.reserved:
+                return eb.Reaction(s(state, step="cancelled"), compensations=[release])
+            return eb.Reaction(s(state, step="cancelled"), status="completed")
+        case CreditReleased() if ctx.issued_by_me:
+            return eb.Reaction(s(state, reserved=False), status="compensated")
+        case eb.CommandRejected(command="ReleaseCredit", code="no_such_reservation"):
+            return eb.Reaction(s(state, reserved=False), status="compensated")
+        case eb.CommandRejected(command="ApproveOrder") if state.reserved:
+            # the order changed meanwhile (cancelled by the customer): undo the reservation
+            return eb.Reaction(s(state, step="cancelled"), compensations=[release])
+        case eb.DispatchFailed(command="ReserveCredit" | "ApproveOrder"):
+            return eb.Reaction(
+                s(state, step="rejecting"),
+                commands=[RejectOrder(order_id=state.order_id, reason="the credit check failed")],
+                compensations=[release] if state.reserved else [],
+            )
+    return None
+
+
+order_saga = eb.Saga(
+    name="order",
+    initial_state=OrderSagaState(),
+    correlate=correlate_order,
+    react=react_order,
+    retry_attempts=3,
+)
+
 app = eb.Application(
     name="shop",
     deciders=[customers, orders],
@@ -373,4 +463,5 @@ app = eb.Application(
     snapshot_every=100,
     record_rejections=True,
     projections=[orders_by_customer, order_notes],
+    sagas=[order_saga],
 )
