@@ -264,6 +264,7 @@ class SagaRunner:
         return instance, event
 
     def _commit(self, pending: dict[str, list[NewEvent]], base: dict[str, int], last: int) -> None:
+        self._step("reactions decided")
         checkpoint = NewEvent.of(
             self._checkpoint_stream, SagaCheckpoint(position=last, dispatched=self.dispatched)
         )
