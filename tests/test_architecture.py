@@ -7,6 +7,7 @@ projections/ read_models/    the query side: import engine/, the port and core/,
 sagas/                       process managers: import engine/, the port and core/, never a backend
 engine/                      the command side: imports the port and core/, never a backend
 outbox/                      publishing: the port, core/ and the query side, never a backend
+temporal/                    bitemporal books: the port, core/, the engine and the query side
 examples/                    the public API only (`import eventbook`)
 core/                        imports nothing of eventbook but the leaves
 errors.py limits.py          leaves
@@ -121,6 +122,14 @@ def test_sagas_name_no_backend() -> None:
     allowed += ("eventbook.errors", "eventbook.limits")
     assert "eventbook.sagas.runner" in IMPORTS
     assert _violations("eventbook.sagas", allowed) == []
+
+
+def test_the_temporal_books_name_no_backend() -> None:
+    allowed = ("eventbook.temporal", "eventbook.projections", "eventbook.read_models")
+    allowed += ("eventbook.engine", "eventbook.store", "eventbook.core", "eventbook.errors")
+    allowed += ("eventbook.limits",)
+    assert "eventbook.temporal.ledger" in IMPORTS
+    assert _violations("eventbook.temporal", allowed) == []
 
 
 def test_examples_use_the_public_api_only() -> None:

@@ -67,6 +67,7 @@ BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
             "bench_nats.py",
             {"w1_ours_over_raw_sync", "b100_ours_over_raw_async"},
         ),
+        ("bench_temporal.py", {"report_as_of_p50_ms", "recompute_over_late_update"}),
         ("bench_sagas.py", {"sagas_per_s", "p99_completion_ms"}),
     ],
 )

@@ -43,6 +43,7 @@ from eventbook.projections import Projection, ProjectionRunner, projection
 from eventbook.sagas import (
     DispatchFailed,
     Reaction,
+    Remote,
     Saga,
     SagaContext,
     SagaRunner,
@@ -96,6 +97,7 @@ __all__ = [
     "Reaction",
     "RecordedEvent",
     "Rejected",
+    "Remote",
     "Replica",
     "Saga",
     "SagaContext",

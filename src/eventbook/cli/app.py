@@ -12,7 +12,16 @@ from typing import Annotated
 import typer
 
 import eventbook
-from eventbook.cli import commands, demo, maintenance, reading, relaying, replaying, writing
+from eventbook.cli import (
+    commands,
+    demo,
+    maintenance,
+    reading,
+    relaying,
+    replaying,
+    reports,
+    writing,
+)
 from eventbook.cli.errors import EventbookGroup
 from eventbook.cli.projections import projections_app
 from eventbook.cli.sagas import sagas_app
@@ -75,6 +84,7 @@ app.command()(replaying.replay)
 app.command()(replaying.upcast)
 app.command()(demo.demo)
 app.command()(relaying.relay)
+app.command()(reports.report)
 app.add_typer(projections_app)
 app.add_typer(sagas_app)
 

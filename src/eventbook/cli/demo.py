@@ -19,9 +19,9 @@ import typer
 from rich.table import Table
 
 import eventbook as eb
-from eventbook.cli import demo_shop, output
+from eventbook.cli import demo_retail, demo_shop, output
 from eventbook.cli.apps import remember_app
-from eventbook.cli.options import StoreOption
+from eventbook.cli.options import JsonOption, StoreOption
 from eventbook.cli.stores import open_for_writing, store_url
 from eventbook.errors import InvalidInput
 from eventbook.examples import bank
@@ -46,18 +46,30 @@ AFTER_SNAPSHOT = ("ada deposits 25", "Deposit", {"account_id": "ada", "amount": 
 StoryArgument = Annotated[
     str,
     typer.Argument(
-        help="The story: bank (seed 001, the default) or shop (seed 004's order saga).",
+        help="The story: bank (seed 001, the default), shop (seed 004's order saga), retail "
+        "or retail-week (seed 000's late sales, docs/temporal.md).",
         show_default=False,
     ),
 ]
 
 
-def demo(ctx: typer.Context, story: StoryArgument = "bank", store: StoreOption = None) -> None:
+def demo(
+    ctx: typer.Context,
+    story: StoryArgument = "bank",
+    store: StoreOption = None,
+    json_output: JsonOption = False,
+) -> None:
     """Run a story on the embedded store (or --store URL). `bank` (the default, seed 001):
     commands, a rejected overdraft, an atomic transfer, passbooks, the time machine and a
     snapshot. `shop` (seed 004): orders approved or rejected against a customer's credit by
-    the order saga, a cancellation compensated."""
-    stories = {"bank": _bank, "shop": demo_shop.shop}
+    the order saga, a cancellation compensated. `retail`, `retail-week` (seed 000): late
+    sales, the three views and correction notices (`--json`: JSON lines, the summary last)."""
+    stories = {
+        "bank": _bank,
+        "shop": demo_shop.shop,
+        "retail": lambda url: demo_retail.retail(url, json_output=json_output),
+        "retail-week": lambda url: demo_retail.retail_week(url, json_output=json_output),
+    }
     run = stories.get(story)
     if run is None:
         raise InvalidInput(f"no demo story {story!r}; the stories are {', '.join(stories)}")

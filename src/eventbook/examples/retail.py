@@ -2,9 +2,11 @@
 
 Online sales are recorded as they happen; a store uploads yesterday's sales the next night, so
 each sale carries when it happened (`occurred_at`, given with the command) apart from when it
-was recorded. The `store_sales` projection sums sales by store and by the day they happened
-(UTC here; business time zones, period close and correction notices come with the bitemporal
-reports).
+was recorded. The `store_sales` projection sums sales by store and by the (UTC) day they
+happened. The `books` keep the sales bitemporally (`eb.Books`, docs/temporal.md): by business
+day in Taipei, closed 72 hours after the day ends, with correction notices when a late upload
+changes a day already reported. `FIRST_STORY` and `WEEK_STORY` are seed 000's two timelines;
+`eventbook demo retail` plays them.
 
     export EVENTBOOK_APP=eventbook.examples.retail:app
     eventbook --store ./shops run RecordSale '{"store_id":"s1","amount":1250}' --id sale-1 \\
@@ -17,7 +19,10 @@ A sale's id is its command id (`--id`), so an upload sent twice records each sal
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Annotated
+from zoneinfo import ZoneInfo
 
 import msgspec
 
@@ -84,10 +89,106 @@ stores = eb.Decider(
     describe=lambda s: f"{s.sales} sales, {s.total} cents",
 )
 
+# The books of seed 000: sales by the business day in Taipei; a day closes 72 hours after it
+# ends; an occurred time more than 5 minutes ahead of the clock, or before 2020, is refused.
+calendar = eb.Calendar(
+    tz="Asia/Taipei",
+    period="day",
+    max_lateness=timedelta(hours=72),
+    skew=timedelta(minutes=5),
+    horizon=datetime(2020, 1, 1, tzinfo=UTC),
+)
+books = eb.Books(eb.Measure("sales", handles=["SaleRecorded"], value="amount"), calendar)
+
 app = eb.Application(
     name="retail",
     deciders=[stores],
     commands=[RecordSale],
     events=[SaleRecorded],
-    projections=[store_sales],
+    projections=[store_sales, books.projection],
 )
+
+TAIPEI = ZoneInfo("Asia/Taipei")
+
+
+def taipei(day: str, hour: int, minute: int = 0) -> datetime:
+    """An instant given as a Taipei wall-clock time (`2026-11-24`, 9)."""
+    return datetime.fromisoformat(day).replace(hour=hour, minute=minute, tzinfo=TAIPEI)
+
+
+@dataclass(frozen=True)
+class Step:
+    """One moment of a story: when it is (the clock), what happens, and the sale recorded
+    then, if any (`store_id`, `amount`, when it happened)."""
+
+    at: datetime
+    title: str
+    sale: tuple[str, int, datetime] | None = None
+    sale_id: str | None = None
+
+
+DAY = "2026-11-24"  # the first story's sales day (a Tuesday)
+
+FIRST_STORY = [
+    Step(taipei(DAY, 9), "09:00 C buys 2,000 in the shop (the shop uploads at night)"),
+    Step(taipei(DAY, 10), "10:00 A orders 1,000 online", ("online", 1000, taipei(DAY, 10)), "a"),
+    Step(taipei(DAY, 12), "12:00 B orders 1,200 online", ("online", 1200, taipei(DAY, 12)), "b"),
+    Step(taipei(DAY, 21), "21:00 the shop counts its stock"),
+    Step(taipei("2026-11-25", 0), "00:00 the day ends: its figure is published"),
+    Step(
+        taipei("2026-11-25", 2),
+        "02:00 the shop uploads yesterday: (09:00, C, 2,000)",
+        ("shop-1", 2000, taipei(DAY, 9)),
+        "c",
+    ),
+    Step(taipei("2026-11-28", 0), "72 hours after the day ended: it closes"),
+]
+
+WEEK = ("2026-11-30", "2026-12-01", "2026-12-02", "2026-12-03", "2026-12-04", "2026-12-05")
+
+WEEK_STORY = [
+    Step(
+        taipei(WEEK[0], 9),
+        "Mon: a new shop opens; online sells 1,000,000",
+        ("online", 1_000_000, taipei(WEEK[0], 9)),
+        "w-mon",
+    ),
+    Step(
+        taipei(WEEK[1], 9),
+        "Tue: 'yesterday (Mon) we sold 1,000,000'; online sells 1,200,000",
+        ("online", 1_200_000, taipei(WEEK[1], 9)),
+        "w-tue",
+    ),
+    Step(
+        taipei(WEEK[2], 9),
+        "Wed: 'yesterday (Tue) we sold 1,200,000'; online sells 1,100,000",
+        ("online", 1_100_000, taipei(WEEK[2], 9)),
+        "w-wed",
+    ),
+    Step(
+        taipei(WEEK[3], 9),
+        "Thu: 'yesterday (Wed) 1,100,000'; the new shop settles Monday: 3,500,000",
+        ("shop-2", 3_500_000, taipei(WEEK[0], 20)),
+        "w-shop-mon",
+    ),
+    Step(taipei(WEEK[4], 9), "Fri: Monday closed (72 hours after it ended)"),
+    Step(
+        taipei(WEEK[5], 9),
+        "Sat: a forgotten Monday receipt of 50,000 from the shop",
+        ("shop-2", 50_000, taipei(WEEK[0], 21)),
+        "w-shop-late",
+    ),
+]
+
+
+def record(engine: eb.Engine, step: Step) -> eb.Outcome | None:
+    """Record a step's sale through the books' occurred-time rule (None if it has none)."""
+    if step.sale is None:
+        return None
+    store_id, amount, happened = step.sale
+    return books.execute(
+        engine,
+        RecordSale(store_id=store_id, amount=amount),
+        occurred_at=happened,
+        command_id=f"sale-{step.sale_id}",
+    )
