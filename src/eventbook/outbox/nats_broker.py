@@ -398,7 +398,9 @@ class NatsBroker:
 
         try:
             msgs = await sub.fetch(count, timeout=max(timeout, 0.05))
-        except nats.errors.TimeoutError:
+        except (nats.errors.TimeoutError, TimeoutError):
+            # nothing came in time; nats-py raises its own or asyncio's, depending on where
+            # the wait ran out (a batch fetch that got part of its messages raises asyncio's)
             return []
         return [
             Delivery(

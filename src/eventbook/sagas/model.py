@@ -58,12 +58,31 @@ class Timer:
 
 
 @dataclass(frozen=True)
+class Remote:
+    """A command for another service (`service`, its name on the link): the runner does not
+    execute it; the service's command inbox does, from this store's log delivered by a broker
+    (eventbook.sagas.remote). Its outcome comes back as a command of this service."""
+
+    service: str
+    command: Command
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.service, str) or not _NAME.fullmatch(self.service.replace("-", "_")):
+            raise InvalidInput(
+                f"a remote service is named by 1-40 lower-case letters, digits, '_' or '-', "
+                f"got {self.service!r}"
+            )
+        if not isinstance(self.command, Command):
+            raise InvalidInput(f"Remote carries an eventbook Command, got {self.command!r}")
+
+
+@dataclass(frozen=True)
 class Reaction:
     """What a saga does about one input."""
 
     state: Any
-    commands: Sequence[Command] = ()
-    compensations: Sequence[Command] = ()  # undo steps: one that fails parks the saga
+    commands: Sequence[Command | Remote] = ()  # Remote: for another service
+    compensations: Sequence[Command | Remote] = ()  # undo steps: one that fails parks the saga
     timers: Sequence[Timer] = ()
     cancel: Sequence[str] = ()  # names of timers to cancel
     status: Status = "running"
@@ -138,6 +157,7 @@ __all__ = [
     "STATUSES",
     "DispatchFailed",
     "Reaction",
+    "Remote",
     "Saga",
     "SagaContext",
     "Timer",

@@ -38,6 +38,7 @@ from eventbook.errors import EventbookError, InvalidInput, WrongExpectedVersion
 from eventbook.sagas.model import (
     DispatchFailed,
     Reaction,
+    Remote,
     Saga,
     SagaContext,
     TimerFired,
@@ -292,8 +293,8 @@ class SagaRunner:
         while self.outbox:
             stream, command = self.outbox[0]
             instance = self._instance(stream)
-            if command["id"] in instance.parked:
-                self.outbox.pop(0)
+            if command["id"] in instance.parked or "to" in command:
+                self.outbox.pop(0)  # parked; or another service's, which its inbox executes
                 continue
             error = self._execute_with_retries(command)
             self.outbox.pop(0)
@@ -383,14 +384,20 @@ class SagaRunner:
             self._thread = None
 
 
-def _commands_of(reaction: Reaction) -> Iterable[tuple[Command, bool]]:
+def _commands_of(reaction: Reaction) -> Iterable[tuple[Command | Remote, bool]]:
     for command in reaction.commands:
         yield command, False
     for command in reaction.compensations:
         yield command, True
 
 
-def _command_record(command_id: str, command: Command, compensation: bool) -> dict[str, Any]:
+def _command_record(
+    command_id: str, command: Command | Remote, compensation: bool
+) -> dict[str, Any]:
+    if isinstance(command, Remote):
+        record = _command_record(command_id, command.command, compensation)
+        record["to"] = command.service
+        return record
     if not isinstance(command, Command):
         raise InvalidInput(f"a saga issues eventbook Commands, got {type(command).__name__}")
     tag = type(command).__struct_config__.tag
