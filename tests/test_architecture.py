@@ -1,6 +1,6 @@
 """The layers of DESIGN.md, checked: imports point downward only, and the tree is ruff-clean.
 
-cli/                         edges: nothing imports them
+cli/ http/                   edges: nothing imports them (but the cli starts the http server)
 backends/*                   import the port (store/) and core/ only, never each other
 store/ (the port)            imports core/ and the leaves; names backends only in registry
 projections/ read_models/    the query side: import engine/, the port and core/, never a backend
@@ -153,6 +153,19 @@ def test_nothing_imports_the_cli() -> None:
         if n.startswith("eventbook.cli")
     ]
     assert bad == []
+
+
+def test_nothing_imports_http_but_the_cli() -> None:
+    bad = [
+        f"{m} imports {n}"
+        for m, names in IMPORTS.items()
+        if not m.startswith(("eventbook.http", "eventbook.cli"))
+        for n in names
+        if n.startswith("eventbook.http")
+    ]
+    assert "eventbook.http.routes" in IMPORTS
+    assert bad == []
+    assert not [n for n in IMPORTS["eventbook.http.app"] if n.startswith("eventbook.cli")]
 
 
 def test_the_tree_is_ruff_clean() -> None:

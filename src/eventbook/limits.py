@@ -64,3 +64,11 @@ temporal_lateness_max_days = 366  # the longest max_lateness a calendar may set
 temporal_hour_cache_max = 100_000  # local-hour names a calendar keeps cached
 temporal_causes_max = 1000  # event ids one correction or adjustment lists (the rest counted)
 temporal_notices_per_commit_max = 1000  # notices one commit of an advance appends
+temporal_plot_periods_max = 400  # periods one `eventbook report --plot` draws
+
+# HTTP API (http/)
+http_body_bytes_max = 2 * 1024 * 1024  # a request body (a command, an append)
+http_log_count_max = 1000  # events one GET /log or GET /streams/{id} returns
+http_idempotency_key_chars_max = 128  # an Idempotency-Key header (it becomes a command id)
+http_sse_heartbeat_seconds = 15.0  # a comment line on a quiet Server-Sent Events stream
+http_wait_seconds_max = 10.0  # how long a read-your-writes request may wait

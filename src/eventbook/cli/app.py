@@ -25,6 +25,7 @@ from eventbook.cli import (
 from eventbook.cli.errors import EventbookGroup
 from eventbook.cli.projections import projections_app
 from eventbook.cli.sagas import sagas_app
+from eventbook.cli.serving import serve, tokens_app
 from eventbook.cli.stores import Settings
 from eventbook.store.registry import DEFAULT_STORE
 
@@ -87,6 +88,8 @@ app.command()(relaying.relay)
 app.command()(reports.report)
 app.add_typer(projections_app)
 app.add_typer(sagas_app)
+app.command()(serve)
+app.add_typer(tokens_app)
 
 
 def main() -> None:

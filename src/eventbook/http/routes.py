@@ -1,0 +1,321 @@
+"""The routes of the HTTP API (see eventbook.http.app for the list): each parses the request,
+calls the engine or the store in a worker thread, and answers JSON or problem+json."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator, Callable
+from typing import TYPE_CHECKING, Any
+
+import msgspec
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import Response, StreamingResponse
+from starlette.routing import Route
+
+from eventbook import limits
+from eventbook.core.messages import NewEvent, RecordedEvent
+from eventbook.core.validation import check_id_text
+from eventbook.engine.folding import Target
+from eventbook.errors import EventbookError, StreamNotFound, WrongExpectedVersion
+from eventbook.http.messages import (
+    ENCODER,
+    HttpProblem,
+    etag,
+    event_json,
+    expected_of,
+    fold_json,
+    int_param,
+    json_response,
+    outcome_json,
+    read_body,
+    status_json,
+    time_param,
+)
+from eventbook.http.openapi import openapi_document
+from eventbook.http.problems import problem, problem_of
+from eventbook.store.contract import EventStore
+
+if TYPE_CHECKING:
+    from eventbook.http.app import Api
+
+
+def routes(api: Api) -> list[Route]:
+    def handler(role: str | None, fn: Callable[..., Any]) -> Callable[[Request], Any]:
+        async def endpoint(request: Request) -> Response:
+            try:
+                actor = api.actor(request, role) if role is not None else "anonymous"
+                response = await fn(request, actor)
+            except HttpProblem as exc:
+                response = exc.response
+            except EventbookError as exc:
+                response = problem_of(exc)
+            route = request.scope.get("route")
+            api.requests[(request.method, getattr(route, "path", "?"), response.status_code)] += 1
+            return response
+
+        return endpoint
+
+    async def command(request: Request, actor: str) -> Response:
+        name = request.path_params["type"]
+        cls = api.application.command_types.get(name)
+        if cls is None:
+            return problem(
+                404,
+                "unknown-command",
+                "Not Found",
+                f"the {api.application.name} application has no command {name!r}; it has "
+                + ", ".join(sorted(api.application.command_types)),
+            )
+        data = await read_body(request)
+        key = request.headers.get("idempotency-key")
+        if key is not None:
+            check_id_text(
+                key, what="Idempotency-Key", chars_max=limits.http_idempotency_key_chars_max
+            )
+        if not isinstance(data, dict):
+            return problem(
+                422, "invalid-command", "Unprocessable Content", f"{name} takes a JSON object"
+            )
+        try:
+            typed = msgspec.convert(data, cls)
+        except msgspec.ValidationError as exc:
+            return problem(422, "invalid-command", "Unprocessable Content", f"{name}: {exc}")
+        outcome = await run_in_threadpool(
+            api.engine.execute, typed, command_id=key, metadata={"actor": actor}
+        )
+        api.commands["accepted" if outcome.accepted else "rejected"] += 1
+        if not outcome.accepted:
+            assert outcome.rejection is not None
+            return problem(
+                409,
+                f"rejected/{outcome.rejection.code}",
+                "Rejected",
+                outcome.rejection.detail,
+                code=outcome.rejection.code,
+                command_id=outcome.command_id,
+                position=outcome.position if outcome.events else None,
+            )
+        return json_response(outcome_json(outcome))
+
+    async def read_stream(request: Request, actor: str) -> Response:
+        stream = request.path_params["stream"]
+        limit = int_param(request, "limit", limits.http_log_count_max, 1)
+        limit = min(limit or limits.http_log_count_max, limits.http_log_count_max)
+        start = int_param(request, "from_version", None, 1)
+        backward = request.query_params.get("backward", "false").lower() in ("1", "true", "yes")
+
+        def read() -> tuple[int, list[RecordedEvent]]:
+            version = api.store.stream_version(stream)
+            events = list(
+                api.store.read_stream(stream, from_version=start, backward=backward, limit=limit)
+            )
+            return version, events
+
+        version, events = await run_in_threadpool(read)
+        if version == 0:
+            raise StreamNotFound(stream)
+        body = {"stream": stream, "version": version, "events": [event_json(e) for e in events]}
+        return json_response(body, headers={"ETag": etag(version)})
+
+    async def append(request: Request, actor: str) -> Response:
+        stream = request.path_params["stream"]
+        data = await read_body(request)
+        items = data.get("events") if isinstance(data, dict) else data
+        if not isinstance(items, list) or not items:
+            return problem(
+                422,
+                "invalid-events",
+                "Unprocessable Content",
+                'the body is {"events": [{"type": ..., "data": {...}}, ...]} (one or more)',
+            )
+        try:
+            events = [
+                NewEvent(stream, **{k: v for k, v in item.items() if k != "stream"})
+                for item in items
+            ]
+            events = [msgspec.convert(msgspec.to_builtins(e), NewEvent) for e in events]
+        except (TypeError, AttributeError, msgspec.ValidationError) as exc:
+            return problem(
+                422,
+                "invalid-events",
+                "Unprocessable Content",
+                f"each event is an object with type, data (and metadata, occurred_at, id): {exc}",
+            )
+        expected = expected_of(request)
+        try:
+            result = await run_in_threadpool(
+                api.store.append,
+                events,
+                expected={stream: expected},
+                metadata={"actor": actor},
+            )
+        except WrongExpectedVersion as exc:
+            return problem(
+                412,
+                "precondition-failed",
+                "Precondition Failed",
+                str(exc),
+                stream=stream,
+                actual_version=exc.actual,
+            )
+        version = result.versions[stream]
+        body = {
+            "stream": stream,
+            "version": version,
+            "first_position": result.first_position,
+            "last_position": result.last_position,
+        }
+        return json_response(body, 201, headers={"ETag": etag(version)})
+
+    async def log(request: Request, actor: str) -> Response:
+        after = int_param(request, "after", 0) or 0
+        limit = min(
+            int_param(request, "limit", limits.http_log_count_max, 1) or 1,
+            limits.http_log_count_max,
+        )
+
+        def read() -> tuple[int, list[RecordedEvent]]:
+            return api.store.head_position(), list(api.store.read_all(after=after, limit=limit))
+
+        head, events = await run_in_threadpool(read)
+        body = {
+            "head": head,
+            "next": events[-1].position if events else after,
+            "events": [event_json(e) for e in events],
+        }
+        return json_response(body)
+
+    async def subscribe(request: Request, actor: str) -> Response:
+        after = int_param(request, "after", 0) or 0
+        last = request.headers.get("last-event-id")
+        if last is not None:
+            if not last.isdigit():
+                return problem(400, "invalid-input", "Bad Request", "Last-Event-ID is a position")
+            after = int(last)
+        return StreamingResponse(
+            _events(api, request, after),
+            media_type="text/event-stream",
+            headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
+        )
+
+    async def state(request: Request, actor: str) -> Response:
+        stream = request.path_params["stream"]
+        target = Target(
+            at_version=int_param(request, "at-version"),
+            at_position=int_param(request, "at-position"),
+            as_of=time_param(request, "as-of"),
+            occurred_by=time_param(request, "occurred-by"),
+        )
+        folded = await run_in_threadpool(api.engine.state, stream, target)
+        return json_response(fold_json(folded), headers={"ETag": etag(folded.version)})
+
+    async def read_models(request: Request, actor: str) -> Response:
+        runner = api.projections
+        if runner is None:
+            return json_response({"projections": []})
+        wanted = int_param(request, "min-position")
+        if wanted is not None:
+            ok = await run_in_threadpool(_wait_projections, runner, wanted)
+            if not ok:
+                return problem(
+                    504,
+                    "timeout",
+                    "Gateway Timeout",
+                    f"the read models did not reach position {wanted} in "
+                    f"{limits.http_wait_seconds_max} s",
+                )
+        statuses = await run_in_threadpool(runner.status)
+        return json_response({"projections": [status_json(s) for s in statuses]})
+
+    async def health(request: Request, actor: str) -> Response:
+        try:
+            head = await run_in_threadpool(api.store.head_position)
+        except EventbookError as exc:
+            return json_response({"status": "unavailable", "store": str(exc)}, 503)
+        body: dict[str, Any] = {
+            "status": "ok",
+            "application": api.application.name,
+            "store": {"url": api.store.url, "head_position": head},
+        }
+        if api.projections is not None:
+            statuses = await run_in_threadpool(api.projections.status)
+            body["projections"] = [
+                {"name": s.name, "lag": s.lag, "status": s.status} for s in statuses
+            ]
+            if any(s.status == "stopped" for s in statuses):
+                body["status"] = "degraded"
+        return json_response(body)
+
+    async def metrics(request: Request, actor: str) -> Response:
+        head = await run_in_threadpool(api.store.head_position)
+        lines = [
+            "# HELP eventbook_head_position The position of the last event in the store.",
+            "# TYPE eventbook_head_position gauge",
+            f"eventbook_head_position {head}",
+            "# HELP eventbook_http_requests_total HTTP requests by method, route and status.",
+            "# TYPE eventbook_http_requests_total counter",
+        ]
+        for (method, path, status), count in sorted(api.requests.items()):
+            lines.append(
+                f'eventbook_http_requests_total{{method="{method}",route="{path}",'
+                f'status="{status}"}} {count}'
+            )
+        lines += [
+            "# HELP eventbook_commands_total Commands handled, by outcome.",
+            "# TYPE eventbook_commands_total counter",
+        ]
+        for outcome, count in sorted(api.commands.items()):
+            lines.append(f'eventbook_commands_total{{outcome="{outcome}"}} {count}')
+        return Response("\n".join(lines) + "\n", media_type="text/plain; version=0.0.4")
+
+    async def openapi(request: Request, actor: str) -> Response:
+        return json_response(openapi_document(api.application))
+
+    return [
+        Route("/commands/{type}", handler("write", command), methods=["POST"]),
+        Route("/streams/{stream}", handler("read", read_stream), methods=["GET"]),
+        Route("/streams/{stream}", handler("write", append), methods=["POST"]),
+        Route("/log", handler("read", log), methods=["GET"]),
+        Route("/subscribe", handler("read", subscribe), methods=["GET"]),
+        Route("/state/{stream}", handler("read", state), methods=["GET"]),
+        Route("/read-models", handler("read", read_models), methods=["GET"]),
+        Route("/health", handler(None, health), methods=["GET"]),
+        Route("/metrics", handler("read", metrics), methods=["GET"]),
+        Route("/openapi.json", handler(None, openapi), methods=["GET"]),
+    ]
+
+
+def _page(store: EventStore, after: int) -> list[RecordedEvent]:
+    return list(store.read_all(after=after, limit=256))
+
+
+async def _events(api: Api, request: Request, after: int) -> AsyncIterator[bytes]:
+    """Server-Sent Events: `id` is the position, so a client that reconnects with
+    Last-Event-ID resumes right after the last event it got."""
+    position = after
+    quiet_since = time.monotonic()
+    while not await request.is_disconnected():
+        events = await run_in_threadpool(_page, api.store, position)
+        if events:
+            chunk = bytearray()
+            for e in events:
+                chunk += b"id: %d\nevent: %s\ndata: " % (e.position, e.type.encode())
+                chunk += ENCODER.encode(event_json(e)) + b"\n\n"
+                position = e.position
+            yield bytes(chunk)
+            quiet_since = time.monotonic()
+            continue
+        await api.watch.wait(position, 1.0)
+        if time.monotonic() - quiet_since > limits.http_sse_heartbeat_seconds:
+            yield b": keep-alive\n\n"
+            quiet_since = time.monotonic()
+
+
+def _wait_projections(runner: Any, position: int) -> bool:
+    deadline = time.monotonic() + limits.http_wait_seconds_max
+    while time.monotonic() < deadline:
+        if all(runner.position(p.name) >= position for p in runner.app.projections):
+            return True
+        time.sleep(0.01)
+    return False
