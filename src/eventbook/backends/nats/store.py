@@ -55,6 +55,7 @@ from eventbook.store.contract import EventStore
 from eventbook.store.expected import ANY, NO_STREAM, check_expected
 
 PUBLISH_RETRY_SECONDS = 30.0  # how long an append retries a publish whose outcome is unknown
+CREATE_ATTEMPTS = 3  # a stream the server failed to create (a 5xx) is asked for again
 PUBLISH_ACK_SECONDS = 2.0  # one try's wait for its acknowledgement (a lost server: try again)
 CONFLICT_RETRIES = 100  # a stream moved under an append with expected ANY: read, try again
 VERSION_CACHE_MAX = 100_000  # streams whose version and last sequence a store remembers
@@ -169,13 +170,7 @@ class NatsStore(NatsReads, EventStore):
                     f"{self.target.where} has no JetStream stream {self.name!r} to read "
                     "(readonly=True does not create it)"
                 ) from None
-            try:
-                await api(self._nc, f"$JS.API.STREAM.CREATE.{self.name}", want)
-            except ApiError as refused:  # e.g. another stream already takes these subjects
-                raise InvalidInput(
-                    f"{self.target.where} refused to create JetStream stream {self.name!r} "
-                    f"(subjects {self.name}.>): {refused.description}"
-                ) from None
+            await self._create_stream(want)
             return
         have = info["config"]
         # the server leaves out settings that are false
@@ -192,6 +187,25 @@ class NatsStore(NatsReads, EventStore):
                 f"configuration: {'; '.join(wrong)}. Use another stream name (?stream=NAME), "
                 "or a stream made by eventbook"
             )
+
+    async def _create_stream(self, want: dict[str, Any]) -> None:
+        for attempt in range(CREATE_ATTEMPTS):
+            try:
+                await api(self._nc, f"$JS.API.STREAM.CREATE.{self.name}", want)
+                return
+            except ApiError as refused:
+                if refused.code < 500:  # the request's fault: subjects taken, a bad setting
+                    raise InvalidInput(
+                        f"{self.target.where} refused to create JetStream stream "
+                        f"{self.name!r} (subjects {self.name}.>): {refused.description}"
+                    ) from None
+                # the server's fault ("error creating store for stream" was seen once in
+                # ~2,000 creations on a busy test server): try again, then report it
+                if attempt == CREATE_ATTEMPTS - 1:
+                    raise StoreUnavailable(
+                        self.target.where, f"creating stream {self.name!r}: {refused}"
+                    ) from None
+                await asyncio.sleep(0.2 * (attempt + 1))
 
     # -- append -----------------------------------------------------------------------------
 
