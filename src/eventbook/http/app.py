@@ -128,6 +128,9 @@ class Api:
             return "anonymous"
         header = request.headers.get("authorization", "")
         scheme, _, token = header.partition(" ")
+        if not header and request.method == "GET" and "access_token" in request.query_params:
+            # a browser's EventSource cannot send headers: GETs may carry the token here
+            scheme, token = "bearer", request.query_params["access_token"]
         if scheme.lower() != "bearer" or not token.strip():
             raise HttpProblem(
                 problem(

@@ -18,6 +18,7 @@ from eventbook.core.messages import NewEvent, RecordedEvent
 from eventbook.core.validation import check_id_text
 from eventbook.engine.folding import Target
 from eventbook.errors import EventbookError, StreamNotFound, WrongExpectedVersion
+from eventbook.http.console import console_page
 from eventbook.http.messages import (
     ENCODER,
     HttpProblem,
@@ -269,6 +270,59 @@ def routes(api: Api) -> list[Route]:
             lines.append(f'eventbook_commands_total{{outcome="{outcome}"}} {count}')
         return Response("\n".join(lines) + "\n", media_type="text/plain; version=0.0.4")
 
+    async def streams(request: Request, actor: str) -> Response:
+        limit = min(
+            int_param(request, "limit", limits.http_log_count_max, 1) or 1,
+            limits.http_log_count_max,
+        )
+        prefix = request.query_params.get("prefix", "")
+
+        def read() -> list[dict[str, Any]]:
+            found = []
+            for info in api.store.streams():
+                if info.stream.startswith(prefix):
+                    found.append(
+                        {
+                            "stream": info.stream,
+                            "version": info.version,
+                            "last_position": info.last_position,
+                        }
+                    )
+                    if len(found) >= limit:
+                        break
+            return found
+
+        return json_response({"streams": await run_in_threadpool(read)})
+
+    async def history(request: Request, actor: str) -> Response:
+        stream = request.path_params["stream"]
+
+        def read() -> list[dict[str, Any]]:
+            entries = []
+            for entry in api.engine.history(stream):
+                entries.append(
+                    {
+                        "position": entry.position,
+                        "version": entry.version,
+                        "recorded_at": entry.recorded_at,
+                        "command": entry.command,
+                        "rejection": entry.rejection,
+                        "events": [event_json(e) for e in entry.events],
+                        "state": msgspec.to_builtins(entry.state),
+                    }
+                )
+                if len(entries) >= limits.http_log_count_max:
+                    break
+            return entries
+
+        entries = await run_in_threadpool(read)
+        if not entries:
+            raise StreamNotFound(stream)
+        return json_response({"stream": stream, "entries": entries})
+
+    async def console(request: Request, actor: str) -> Response:
+        return Response(console_page(), media_type="text/html; charset=utf-8")
+
     async def openapi(request: Request, actor: str) -> Response:
         return json_response(openapi_document(api.application))
 
@@ -280,6 +334,9 @@ def routes(api: Api) -> list[Route]:
         Route("/subscribe", handler("read", subscribe), methods=["GET"]),
         Route("/state/{stream}", handler("read", state), methods=["GET"]),
         Route("/read-models", handler("read", read_models), methods=["GET"]),
+        Route("/streams", handler("read", streams), methods=["GET"]),
+        Route("/history/{stream}", handler("read", history), methods=["GET"]),
+        Route("/console", handler(None, console), methods=["GET"]),
         Route("/health", handler(None, health), methods=["GET"]),
         Route("/metrics", handler("read", metrics), methods=["GET"]),
         Route("/openapi.json", handler(None, openapi), methods=["GET"]),
@@ -300,7 +357,7 @@ async def _events(api: Api, request: Request, after: int) -> AsyncIterator[bytes
         if events:
             chunk = bytearray()
             for e in events:
-                chunk += b"id: %d\nevent: %s\ndata: " % (e.position, e.type.encode())
+                chunk += b"id: %d\ndata: " % e.position
                 chunk += ENCODER.encode(event_json(e)) + b"\n\n"
                 position = e.position
             yield bytes(chunk)
