@@ -47,6 +47,12 @@ wait_seconds_max = 3600.0  # longest bounded wait a caller may ask for
 command_id_chars_max = 100  # characters of a command id (its commit id is "cmd:" + it)
 engine_cache_streams_max = 100_000  # stream states an engine keeps in memory
 
+# Audit (audit/ and the engine's audit fields)
+audit_actor_chars_max = 200  # characters of a command's actor (a person, token or service)
+audit_reason_chars_max = 1000  # characters of the reason given with a command
+audit_mismatches_max = 100  # differences a verification lists (the rest are counted)
+audit_corrects_max = 1000  # commit ids one booked correction names (the rest are counted)
+
 # Projections
 projection_batch_events_max = 4096  # events applied in one read-model transaction
 
@@ -72,3 +78,4 @@ http_log_count_max = 1000  # events one GET /log or GET /streams/{id} returns
 http_idempotency_key_chars_max = 128  # an Idempotency-Key header (it becomes a command id)
 http_sse_heartbeat_seconds = 15.0  # a comment line on a quiet Server-Sent Events stream
 http_wait_seconds_max = 10.0  # how long a read-your-writes request may wait
+http_sse_buffer_events_max = 20_000  # encoded events the shared SSE tail keeps for subscribers

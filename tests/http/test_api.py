@@ -193,3 +193,20 @@ def test_without_auth_anyone_may_call(store) -> None:
         r = c.post("/commands/OpenAccount", json={"account_id": "a1"})
         assert r.status_code == 200
     assert next(iter(store.read_all())).metadata["actor"] == "anonymous"
+
+
+def test_subscribers_behind_and_at_the_shared_tail_get_every_event_once(
+    client: TestClient, tokens: TokenStore, store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(limits, "http_sse_buffer_events_max", 5)
+    w = bearer(tokens, "write")
+    for i in range(12):
+        client.post("/commands/OpenAccount", json={"account_id": f"a{i}"}, headers=w)
+    first = _sse(client, "/subscribe?after=0", w, 12)  # the tail starts at the head here
+    assert [int(e["id"]) for e in first] == list(range(1, 13))
+    for i in range(12, 30):  # the tail keeps only the newest 5 of these
+        client.post("/commands/OpenAccount", json={"account_id": f"a{i}"}, headers=w)
+    behind = _sse(client, "/subscribe?after=3", w, 27)  # from the store, then the buffer
+    assert [int(e["id"]) for e in behind] == list(range(4, 31))
+    at_tail = _sse(client, "/subscribe?after=27", w, 3)
+    assert [int(e["id"]) for e in at_tail] == [28, 29, 30]

@@ -19,10 +19,7 @@ the server runs without auth: `read` for GET, `write` for POST. Errors are probl
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-import threading
-import time
 from collections import Counter
 from collections.abc import AsyncIterator
 from typing import Any
@@ -34,71 +31,17 @@ from starlette.requests import Request
 from eventbook.engine.engine import Engine
 from eventbook.engine.model import Application
 from eventbook.errors import (
-    EventbookError,
     InvalidInput,
 )
-from eventbook.http.messages import HttpProblem
+from eventbook.http.messages import HttpProblem, sse_event
 from eventbook.http.problems import problem
 from eventbook.http.routes import routes
+from eventbook.http.tail import Tail
 from eventbook.http.tokens import TokenRecord, TokenStore
 from eventbook.store.contract import EventStore
 
 _json = msgspec.json.Encoder()
 JSON = "application/json"
-
-
-class HeadWatch:
-    """One thread waits on the store for new events and wakes every async waiter (SSE
-    subscribers share it instead of holding a thread each)."""
-
-    def __init__(self, store: EventStore) -> None:
-        self.store = store
-        self.head = 0
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._event: asyncio.Event | None = None
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-
-    async def wait(self, after: int, timeout: float) -> None:
-        if self._thread is None:
-            self._loop = asyncio.get_running_loop()
-            self._event = asyncio.Event()
-            self._thread = threading.Thread(
-                target=self._run, name="eventbook-http-head", daemon=True
-            )
-            self._thread.start()
-        if self.head > after:
-            return
-        assert self._event is not None
-        event = self._event
-        try:
-            await asyncio.wait_for(event.wait(), timeout)
-        except TimeoutError:
-            return
-
-    def _run(self) -> None:
-        while not self._stop.is_set() and not self.store.closed:
-            try:
-                if not self.store.wait_for_append(self.head, 1.0):
-                    continue
-                self.head = self.store.head_position()
-            except EventbookError:  # the store closed or went away: waiters time out
-                if self.store.closed:
-                    return
-                time.sleep(0.5)
-                continue
-            if self._loop is not None and not self._loop.is_closed():
-                self._loop.call_soon_threadsafe(self._wake)
-
-    def _wake(self) -> None:
-        assert self._event is not None
-        old, self._event = self._event, asyncio.Event()
-        old.set()
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(3)
 
 
 class Api:
@@ -119,7 +62,7 @@ class Api:
         self.projections = projections  # a ProjectionRunner, when the server keeps them
         self.requests: Counter[tuple[str, str, int]] = Counter()
         self.commands: Counter[str] = Counter()
-        self.watch = HeadWatch(store)
+        self.tail = Tail(store, sse_event)
 
     # -- access -----------------------------------------------------------------------------
 
@@ -174,11 +117,11 @@ def create_app(
     @contextlib.asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
         yield
-        api.watch.stop()
+        api.tail.stop()
 
     app = Starlette(routes=routes(api), lifespan=lifespan)
     app.state.api = api
     return app
 
 
-__all__ = ["Api", "HeadWatch", "create_app"]
+__all__ = ["Api", "create_app"]

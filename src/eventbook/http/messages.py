@@ -163,3 +163,8 @@ def status_json(s: Any) -> dict[str, Any]:
         "status": s.status,
         "error": s.error,
     }
+
+
+def sse_event(rec: RecordedEvent) -> bytes:
+    """One event as Server-Sent Events bytes: its position as the id, the event as JSON."""
+    return b"id: %d\ndata: %s\n\n" % (rec.position, ENCODER.encode(event_json(rec)))

@@ -20,7 +20,6 @@ from eventbook.engine.folding import Target
 from eventbook.errors import EventbookError, StreamNotFound, WrongExpectedVersion
 from eventbook.http.console import console_page
 from eventbook.http.messages import (
-    ENCODER,
     HttpProblem,
     etag,
     event_json,
@@ -30,6 +29,7 @@ from eventbook.http.messages import (
     json_response,
     outcome_json,
     read_body,
+    sse_event,
     status_json,
     time_param,
 )
@@ -349,21 +349,26 @@ def _page(store: EventStore, after: int) -> list[RecordedEvent]:
 
 async def _events(api: Api, request: Request, after: int) -> AsyncIterator[bytes]:
     """Server-Sent Events: `id` is the position, so a client that reconnects with
-    Last-Event-ID resumes right after the last event it got."""
+    Last-Event-ID resumes right after the last event it got. At the tail the bytes come from
+    the shared buffer (eventbook.http.tail); behind it, from the store."""
     position = after
     quiet_since = time.monotonic()
+    api.tail.start()
     while not await request.is_disconnected():
-        events = await run_in_threadpool(_page, api.store, position)
-        if events:
-            chunk = bytearray()
-            for e in events:
-                chunk += b"id: %d\ndata: " % e.position
-                chunk += ENCODER.encode(event_json(e)) + b"\n\n"
-                position = e.position
-            yield bytes(chunk)
+        shared = api.tail.after(position)
+        if shared is None:  # behind the buffer: catch up from the store
+            events = await run_in_threadpool(_page, api.store, position)
+            if events:
+                yield b"".join(sse_event(e) for e in events)
+                position = events[-1].position
+                quiet_since = time.monotonic()
+                continue
+        elif shared[0]:
+            yield shared[0]
+            position = shared[1]
             quiet_since = time.monotonic()
             continue
-        await api.watch.wait(position, 1.0)
+        await api.tail.wait(position, 1.0)
         if time.monotonic() - quiet_since > limits.http_sse_heartbeat_seconds:
             yield b": keep-alive\n\n"
             quiet_since = time.monotonic()
