@@ -162,6 +162,8 @@ class ProjectionRunner:
             )
             return 0
         position = gen.position
+        if position >= head:  # up to date, or another runner got past the head read before
+            return 0
         applied = 0
         raw = projection.raw
         events = None if raw else self.store.read_all(after=position, limit=head - position)

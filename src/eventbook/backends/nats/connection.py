@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import _thread
 import asyncio
+import base64
 import contextlib
 import json
 import re
@@ -33,6 +34,7 @@ CONNECT_SECONDS = 5.0  # how long opening a store tries to reach a server
 CONNECT_ATTEMPTS = 3  # rounds over the servers before opening a store fails
 REQUEST_SECONDS = 10.0  # one JetStream API request or direct get
 DEFAULT_STREAM = "EVENTBOOK"
+ERR_NO_MESSAGE = 10037  # MSG.GET: no message found
 _STREAM_NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")
 _OURS = ("stream", "replicas")  # query parameters of the store URL
 
@@ -204,6 +206,36 @@ async def direct_get(nc: Client, stream: str, body: dict[str, Any]) -> Msg | Non
     raise ApiError(int(status), 0, msg.headers.get("Description", "") if msg.headers else "")
 
 
+class LeaderMsg:
+    """A message as the stream leader's MSG.GET answers it, shaped like a direct get's."""
+
+    __slots__ = ("data", "headers")
+
+    def __init__(self, message: dict[str, Any]) -> None:
+        self.data = base64.b64decode(message.get("data") or b"")
+        self.headers = {
+            "Nats-Sequence": str(message["seq"]),
+            "Nats-Subject": message["subject"],
+            "Nats-Time-Stamp": message["time"],
+        }
+
+
+async def leader_get(nc: Client, stream: str, body: dict[str, Any]) -> Any:
+    """One message from the stream's leader (`$JS.API.STREAM.MSG.GET`), None if none.
+
+    In a cluster any replica that considers itself current answers a direct get, and one
+    that has not applied the latest appends answers from an older state; an append's
+    lookups (is this commit id stored? where did my retried publish land?) must not be
+    misled by that, so they ask the leader."""
+    try:
+        answer = await api(nc, f"$JS.API.STREAM.MSG.GET.{stream}", body)
+    except ApiError as exc:
+        if exc.err_code == ERR_NO_MESSAGE:
+            return None
+        raise
+    return LeaderMsg(answer["message"])
+
+
 async def direct_batch(nc: Client, stream: str, body: dict[str, Any]) -> list[Msg]:
     """Up to body["batch"] messages by one batched direct get (in sequence order)."""
     inbox = nc.new_inbox()
@@ -254,6 +286,7 @@ __all__ = [
     "api",
     "direct_batch",
     "direct_get",
+    "leader_get",
     "parse_time",
     "parse_url",
 ]

@@ -17,7 +17,13 @@ from nats.aio.msg import Msg
 
 from eventbook import limits
 from eventbook.backends.nats import subjects
-from eventbook.backends.nats.connection import api, direct_batch, direct_get, parse_time
+from eventbook.backends.nats.connection import (
+    api,
+    direct_batch,
+    direct_get,
+    leader_get,
+    parse_time,
+)
 from eventbook.backends.nats.payload import Payload, decode_payload
 from eventbook.core.messages import RecordedEvent
 from eventbook.core.validation import check_id_text
@@ -46,17 +52,26 @@ class NatsReads:
     _check_open: Any
 
     async def _last_of(self, stream: str) -> tuple[int, int]:
-        msg = await direct_get(
+        """A stream's version and last sequence, from the leader: an append builds on it."""
+        msg = await leader_get(
             self._nc, self.name, {"last_by_subj": subjects.stream_filter(self.name, stream)}
         )
         if msg is None:
             return 0, 0
         return decode_payload(msg.data).version, int(msg.headers["Nats-Sequence"])
 
-    async def _commit_at(self, msg: Msg) -> list[RecordedEvent]:
+    async def _commit_at(self, msg: Any) -> list[RecordedEvent]:
+        """The whole commit of a message (read from the leader when a replica is behind)."""
         stored = decode_payload(msg.data)
         first = int(msg.headers["Nats-Sequence"]) - stored.offset
-        return await self._range(first - 1, first + stored.size - 1)
+        events = await self._range(first - 1, first + stored.size - 1)
+        if len(events) < stored.size:
+            found = [
+                await leader_get(self._nc, self.name, {"seq": seq})
+                for seq in range(first, first + stored.size)
+            ]
+            events = await self._events([m for m in found if m is not None])
+        return events
 
     def read_all(self, *, after: int = 0, limit: int | None = None) -> Iterator[RecordedEvent]:
         self._check_open()

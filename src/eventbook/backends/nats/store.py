@@ -38,6 +38,7 @@ from eventbook.backends.nats.connection import (
     api,
     api_answer,
     direct_get,
+    leader_get,
     parse_url,
 )
 from eventbook.backends.nats.payload import Payload, decode_payload, encode_payload
@@ -427,7 +428,7 @@ class NatsStore(NatsReads, EventStore):
         """A commit with this id that wrote to one of these streams ([] when none did)."""
         for stream in streams:
             subject = subjects.event_subject(self.name, stream, commit_id)
-            msg = await direct_get(self._nc, self.name, {"last_by_subj": subject})
+            msg = await leader_get(self._nc, self.name, {"last_by_subj": subject})
             if msg is not None:
                 return await self._commit_at(msg)
         return []
@@ -435,7 +436,7 @@ class NatsStore(NatsReads, EventStore):
     async def _same_commit(
         self, prepared: PreparedCommit, found: list[RecordedEvent]
     ) -> AppendResult:
-        msg = await direct_get(self._nc, self.name, {"seq": found[0].position})
+        msg = await leader_get(self._nc, self.name, {"seq": found[0].position})
         if msg is None or decode_payload(msg.data).digest != prepared.digest:
             raise DuplicateCommit(prepared.commit_id or "", found[0].position)
         return _result_of(found)
@@ -449,7 +450,7 @@ class NatsStore(NatsReads, EventStore):
     ) -> AppendResult:
         """The server dropped our publish as a duplicate of an earlier one with its msg id."""
         if prepared.commit_id is not None:
-            msg = await direct_get(
+            msg = await leader_get(
                 self._nc,
                 self.name,
                 {"last_by_subj": subjects.commit_filter(self.name, prepared.commit_id)},
@@ -468,7 +469,7 @@ class NatsStore(NatsReads, EventStore):
     ) -> list[RecordedEvent]:
         """Our own earlier try of this append, if it was stored: the first event after the
         sequence we expected in the commit's first stream carries our nonce."""
-        msg = await direct_get(
+        msg = await leader_get(
             self._nc,
             self.name,
             {
