@@ -8,6 +8,7 @@ sagas/                       process managers: import engine/, the port and core
 engine/                      the command side: imports the port and core/, never a backend
 outbox/                      publishing: the port, core/ and the query side, never a backend
 temporal/                    bitemporal books: the port, core/, the engine and the query side
+audit/                       who and why, re-decision, what-if: the engine, the port, core/
 examples/                    the public API only (`import eventbook`)
 core/                        imports nothing of eventbook but the leaves
 errors.py limits.py          leaves
@@ -130,6 +131,13 @@ def test_the_temporal_books_name_no_backend() -> None:
     allowed += ("eventbook.limits",)
     assert "eventbook.temporal.ledger" in IMPORTS
     assert _violations("eventbook.temporal", allowed) == []
+
+
+def test_audit_names_no_backend_and_no_edge() -> None:
+    allowed = ("eventbook.audit", "eventbook.engine", "eventbook.store", "eventbook.core")
+    allowed += ("eventbook.errors", "eventbook.limits")
+    assert "eventbook.audit.redecision" in IMPORTS
+    assert _violations("eventbook.audit", allowed) == []
 
 
 def test_examples_use_the_public_api_only() -> None:

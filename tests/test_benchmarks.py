@@ -70,6 +70,7 @@ BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
         ("bench_temporal.py", {"report_as_of_p50_ms", "recompute_over_late_update"}),
         ("bench_sagas.py", {"sagas_per_s", "p99_completion_ms"}),
         ("bench_http.py", {"http_over_engine"}),
+        ("bench_audit.py", {"redecide_commands_per_s"}),
         ("bench_sse.py", {"p99_lag_ms"}),
     ],
 )

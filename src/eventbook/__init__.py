@@ -10,6 +10,7 @@ from eventbook.core.messages import AppendResult, Event, NewEvent, RecordedEvent
 from eventbook.engine import (
     Application,
     AppState,
+    AuditPolicy,
     Command,
     CommandRejected,
     Context,
@@ -71,6 +72,7 @@ __all__ = [
     "AppState",
     "AppendResult",
     "Application",
+    "AuditPolicy",
     "Books",
     "Calendar",
     "Command",

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
+from typer.testing import CliRunner
 
 import eventbook as eb
+from eventbook.cli.app import app as cli
 from eventbook.examples import retail
 
 NOW = datetime(2026, 11, 24, 12, tzinfo=UTC)
@@ -97,3 +101,48 @@ def test_a_changed_calendar_asks_for_a_rebuild(tmp_path) -> None:
         moved = eb.Books(retail.books.measure, eb.Calendar(tz="UTC"))
         with eb.Ledger(moved, store) as ledger, pytest.raises(eb.InvalidInput, match="bump"):
             ledger.catch_up()
+
+
+def test_the_engine_applies_the_applications_occurred_at_check(engine: eb.Engine) -> None:
+    """retail.app declares its calendar's rule: engine.execute refuses as books.execute does."""
+    for bad in (NOW + timedelta(minutes=6), datetime(2019, 6, 1, tzinfo=UTC)):
+        with pytest.raises(eb.InvalidInput, match=r"in the future|before the horizon"):
+            engine.execute(retail.RecordSale(store_id="s1", amount=1), occurred_at=bad)
+    assert engine.store.head_position() == 0
+    engine.execute(retail.RecordSale(store_id="s1", amount=1), occurred_at=NOW)
+    assert engine.store.head_position() == 1
+
+
+def test_an_application_without_a_check_takes_any_aware_occurred_at() -> None:
+    app = dataclasses.replace(retail.app, occurred_at_check=None)
+    engine = eb.Engine(app, eb.open_store("memory://", clock=lambda: NOW), clock=lambda: NOW)
+    engine.execute(
+        retail.RecordSale(store_id="s1", amount=1), occurred_at=datetime(2019, 6, 1, tzinfo=UTC)
+    )
+    assert engine.store.head_position() == 1
+
+
+@pytest.mark.parametrize(
+    ("occurred_at", "says"),
+    [
+        ("2099-01-01T00:00:00+08:00", "in the future"),
+        ("2019-12-31T23:00:00Z", "before the horizon"),
+        ("2026-11-24T09:00:00", "time zone"),
+    ],
+)
+def test_eventbook_run_refuses_a_bad_occurred_at_and_writes_nothing(
+    tmp_path: Path, occurred_at: str, says: str
+) -> None:
+    store = tmp_path / "shops"
+    args = ["--store", str(store), "run", "--app", "eventbook.examples.retail:app"]
+    args += ["RecordSale", '{"store_id":"s1","amount":100}', "--occurred-at", occurred_at]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 2, result.output
+    assert says in result.output and "Traceback" not in result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+    assert not store.exists()  # refused before the store was opened: nothing written
+    ok = CliRunner().invoke(cli, [*args[:-1], "2024-03-01T09:00:00+08:00"])
+    assert ok.exit_code == 0, ok.output
+    assert CliRunner().invoke(cli, [*args[:-1], occurred_at]).exit_code == 2
+    with eb.open_store(store) as opened:
+        assert opened.head_position() == 1

@@ -13,6 +13,7 @@ import typer
 
 import eventbook
 from eventbook.cli import (
+    auditing,
     commands,
     demo,
     maintenance,
@@ -86,6 +87,8 @@ app.command()(replaying.upcast)
 app.command()(demo.demo)
 app.command()(relaying.relay)
 app.command()(reports.report)
+app.command()(auditing.audit)
+app.command(name="what-if")(auditing.what_if_command)
 app.add_typer(projections_app)
 app.add_typer(sagas_app)
 app.command()(serve)

@@ -18,12 +18,19 @@ from rich.markup import escape
 
 from eventbook.cli import output
 from eventbook.cli.apps import EXAMPLE, AppOption, load_app, remember_app, resolve_app
+from eventbook.cli.auditing import (
+    ActorOption,
+    CausationOption,
+    CorrelationOption,
+    ReasonOption,
+    audit_metadata,
+)
 from eventbook.cli.errors import EXIT_CONFLICT
 from eventbook.cli.inputs import parse_json_object, parse_time
 from eventbook.cli.options import JsonOption, StoreOption
 from eventbook.cli.stores import open_for_reading, open_for_writing, store_url
 from eventbook.engine.codec import parse_command
-from eventbook.engine.engine import Engine, Outcome
+from eventbook.engine.engine import Engine, Outcome, utc_now
 from eventbook.engine.folding import Folded, Target, decider_of
 from eventbook.engine.history import HistoryEntry
 from eventbook.errors import EventbookError, InvalidInput
@@ -53,6 +60,10 @@ def run(
             help="When it happened (ISO 8601 with a zone); default: when it is recorded.",
         ),
     ] = None,
+    actor: ActorOption = None,
+    reason: ReasonOption = None,
+    correlation: CorrelationOption = None,
+    causation: CausationOption = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the outcome as JSON.")] = False,
     store: StoreOption = None,
 ) -> None:
@@ -74,9 +85,13 @@ def run(
             ) from None
     path, application = app, load_app(app)
     parsed = parse_command(application, command, fields)  # bad input: nothing is opened
+    meta = audit_metadata(actor, reason, correlation, causation)
+    meta = application.audit.checked(meta, app=application.name)  # who and why, if required
+    if when is not None:  # the application's rule for occurred times (its calendar's skew...)
+        application.check_occurred_at(when, now=utc_now())
     with open_for_writing(url) as opened:
         outcome = Engine(application, opened).execute(
-            parsed, command_id=command_id, occurred_at=when
+            parsed, command_id=command_id, occurred_at=when, metadata=meta
         )
         remember_app(opened, path)
     _print_outcome(outcome, as_json=as_json)

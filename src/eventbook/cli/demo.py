@@ -58,6 +58,10 @@ def demo(
     story: StoryArgument = "bank",
     store: StoreOption = None,
     json_output: JsonOption = False,
+    plot: Annotated[
+        str | None,
+        typer.Option("--plot", metavar="FILE", help="retail stories: draw the books at the end."),
+    ] = None,
 ) -> None:
     """Run a story on the embedded store (or --store URL). `bank` (the default, seed 001):
     commands, a rejected overdraft, an atomic transfer, passbooks, the time machine and a
@@ -67,12 +71,14 @@ def demo(
     stories = {
         "bank": _bank,
         "shop": demo_shop.shop,
-        "retail": lambda url: demo_retail.retail(url, json_output=json_output),
-        "retail-week": lambda url: demo_retail.retail_week(url, json_output=json_output),
+        "retail": lambda url: demo_retail.retail(url, json_output=json_output, plot=plot),
+        "retail-week": lambda url: demo_retail.retail_week(url, json_output=json_output, plot=plot),
     }
     run = stories.get(story)
     if run is None:
         raise InvalidInput(f"no demo story {story!r}; the stories are {', '.join(stories)}")
+    if plot is not None and not story.startswith("retail"):
+        raise InvalidInput(f"--plot draws the retail stories' books; the {story} story has none")
     run(_demo_url(ctx, store))
 
 

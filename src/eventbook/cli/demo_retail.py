@@ -23,6 +23,8 @@ from eventbook.cli.reports import describe_notice
 from eventbook.errors import InvalidInput
 from eventbook.examples import retail as example
 from eventbook.store import registry
+from eventbook.temporal.drawing import check_plot_path, draw
+from eventbook.temporal.picture import picture_of
 
 APP_PATH = "eventbook.examples.retail:app"
 
@@ -37,19 +39,27 @@ class StoryClock:
         return self.now
 
 
-def retail(url: str, *, json_output: bool = False) -> None:
+def retail(url: str, *, json_output: bool = False, plot: str | None = None) -> None:
     """The first story: 09:00 a shop sale of 2,000 uploaded at 02:00 the next day, 10:00 and
     12:00 online sales of 1,000 and 1,200."""
-    _play(url, example.FIRST_STORY, example.DAY, "seed 000: one day", json_output)
+    _play(url, example.FIRST_STORY, example.DAY, "seed 000: one day", json_output, plot)
 
 
-def retail_week(url: str, *, json_output: bool = False) -> None:
+def retail_week(url: str, *, json_output: bool = False, plot: str | None = None) -> None:
     """The week: Monday's shop total (3,500,000) arrives on Thursday, after three daily
     reports; a Monday receipt arriving Saturday, after Monday closed, is an adjustment."""
-    _play(url, example.WEEK_STORY, example.WEEK[0], "seed 000: the week", json_output)
+    _play(url, example.WEEK_STORY, example.WEEK[0], "seed 000: the week", json_output, plot)
 
 
-def _play(url: str, story: list[example.Step], day: str, title: str, json_output: bool) -> None:
+def _play(
+    url: str,
+    story: list[example.Step],
+    day: str,
+    title: str,
+    json_output: bool,
+    plot: str | None,
+) -> None:
+    target = check_plot_path(plot) if plot is not None else None  # before anything is written
     if registry.is_server_url(url):
         raise InvalidInput(
             "demo retail plays the story on its own clock, which a server store does not "
@@ -79,6 +89,9 @@ def _play(url: str, story: list[example.Step], day: str, title: str, json_output
             else:
                 _print_step(console, shown)
         summary = _summary(ledger, day, store.url)
+        if target is not None:
+            drawn = draw(picture_of(ledger, as_known_at=story[-1].at), target)
+            output.stderr_console().print(f"drew the books to {drawn}", style="dim")
         if json_output:
             output.json_line(summary)
         else:

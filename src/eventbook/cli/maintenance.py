@@ -14,6 +14,8 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from eventbook.cli import output
+from eventbook.cli.apps import AppOption, load_app
+from eventbook.cli.auditing import verify_decisions
 from eventbook.cli.errors import EXIT_DAMAGED
 from eventbook.cli.options import JsonOption, StoreOption
 from eventbook.cli.stores import store_url
@@ -23,15 +25,36 @@ from eventbook.store.reports import FrameInfo, Problem, VerifyReport
 
 def verify(
     ctx: typer.Context,
+    replay: Annotated[
+        bool,
+        typer.Option(
+            "--replay",
+            help="Also rebuild every state from scratch and compare it with the stored "
+            "snapshots, cut-offs and the live replica (needs the application).",
+        ),
+    ] = False,
+    redecide: Annotated[
+        bool,
+        typer.Option(
+            "--redecide",
+            help="Also decide every recorded command again (recorded now and seed, the state "
+            "just before it) and check it yields the recorded events or rejection.",
+        ),
+    ] = False,
+    app: AppOption = None,
     as_json: JsonOption = False,
     store: StoreOption = None,
 ) -> None:
     """Check every stored byte of the store without changing anything.
 
     Checksums, positions, commit shapes, versions and the indexes are checked. Exit 0 when
-    sound, 3 when damaged; each problem is named with its file and byte offset.
+    sound, 3 when damaged; each problem is named with its file and byte offset. With
+    `--replay` and `--redecide` (and `--app module:attribute`), the application's history is
+    checked too: exit 3 names the first difference.
     """
     url = store_url(ctx, store)
+    if app is not None and (replay or redecide):
+        load_app(app)  # a wrong --app is bad input before any store is read
     console = output.stderr_console()
     with Progress(
         TextColumn("verifying"),
@@ -54,6 +77,8 @@ def verify(
         _print_verify(report)
     if not report.ok:
         raise typer.Exit(EXIT_DAMAGED)
+    if replay or redecide:
+        verify_decisions(url, app, replay=replay, redecide=redecide, as_json=as_json)
 
 
 def _print_verify(report: VerifyReport) -> None:

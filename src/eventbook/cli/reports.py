@@ -9,6 +9,7 @@ period's status and the adjustments booked into it) or `feed` (the notices).
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -22,6 +23,8 @@ from eventbook.cli.stores import open_for_reading, store_url
 from eventbook.errors import InvalidInput
 from eventbook.temporal import Ledger
 from eventbook.temporal.books import Books, books_in
+from eventbook.temporal.drawing import check_plot_path, draw
+from eventbook.temporal.picture import picture_of
 
 VIEWS = ("report", "history", "feed")
 
@@ -57,18 +60,30 @@ def report(
     end: Annotated[
         str | None, typer.Option("--to", metavar="PERIOD", help="Last period (included).")
     ] = None,
+    plot: Annotated[
+        str | None,
+        typer.Option(
+            "--plot",
+            metavar="FILE",
+            help="Also draw the bitemporal picture to FILE (.png or .svg; needs matplotlib).",
+        ),
+    ] = None,
     app: AppOption = None,
     json_output: JsonOption = False,
     store: StoreOption = None,
 ) -> None:
     """Print a measure by period, as it happened or as it was learned, as known at a time;
-    the history with closes and adjustments; or the feed of notices (seed 000)."""
+    the history with closes and adjustments; or the feed of notices (seed 000). `--plot`
+    draws the days across, as known at successive times, with the corrections."""
     if view not in VIEWS:
         raise InvalidInput(f"--view {view!r} is unknown; use one of {', '.join(VIEWS)}")
     at = parse_time(as_known_at, what="--as-known-at") if as_known_at else None
+    target = _plot_target(plot, view, axis) if plot is not None else None
     with open_for_reading(store_url(ctx, store)) as opened:
         _, application = resolve_app(opened, app)
         chosen = _choose(books_in(application), books, application.name)
+        if target is not None:
+            _check_plot_period(period, chosen)
         with Ledger(chosen, opened, app=application) as ledger:
             ledger.catch_up()
             if view == "feed":
@@ -88,6 +103,9 @@ def report(
                         end=end,
                     )
                 ]
+            if target is not None:
+                drawn = draw(picture_of(ledger, as_known_at=at, start=start, end=end), target)
+                output.stderr_console().print(f"drew the books to {drawn}", style="dim")
     if json_output:
         for row in rows:
             output.json_line(row)
@@ -97,6 +115,24 @@ def report(
             {"version": r["version"], "type": r["type"], "notice": describe_notice(r)} for r in rows
         ]
     _table(rows, f"{chosen.measure.name}: {view}" + _caption(view, axis, at))
+
+
+def _plot_target(plot: str, view: str, axis: str) -> Path:
+    """Checked before anything is read: the file, matplotlib, and a picture that fits."""
+    if view != "report" or axis != "occurred":
+        raise InvalidInput(
+            "--plot draws the report by the day it happened against when it was known; "
+            "leave out --view and --axis recorded"
+        )
+    return check_plot_path(plot)
+
+
+def _check_plot_period(period: str | None, books: Books) -> None:
+    if period is not None and period != books.calendar.period:
+        raise InvalidInput(
+            f"--plot draws the books' own periods ({books.calendar.period}); "
+            f"leave out --period {period}"
+        )
 
 
 def _choose(found: dict[str, Books], name: str | None, app_name: str) -> Books:

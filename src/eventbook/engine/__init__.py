@@ -13,11 +13,14 @@ from eventbook.engine.model import (
     Decision,
     Rejected,
 )
+from eventbook.engine.provenance import AUDIT_FIELDS, AuditPolicy
 from eventbook.engine.replica import Replica
 
 __all__ = [
+    "AUDIT_FIELDS",
     "AppState",
     "Application",
+    "AuditPolicy",
     "Command",
     "CommandRejected",
     "Context",

@@ -7,7 +7,9 @@ For each command the engine
    `random`) it may use;
 4. appends the events, or the rejection's NOP event when the application records rejections,
    in one commit whose commit id is derived from the command id, expecting every stream it read
-   to be at the version it read; the command, `now` and the seed are in every event's metadata;
+   to be at the version it read; the command, `now` and the seed are in every event's metadata,
+   beside the caller's audit fields (actor, reason, correlation and causation ids: see
+   `provenance`), which the application's `AuditPolicy` may require;
 5. on a conflict, reloads and decides again, at most `app.retries` times;
 6. saves a snapshot of each written stream that crossed a multiple of `app.snapshot_every`.
 
@@ -122,11 +124,7 @@ class Engine:
             decider_of(self.app, stream)
         if occurred_at is not None:
             check_aware(occurred_at, what="occurred_at")
-        if metadata and not {"command", "now", "seed"}.isdisjoint(metadata):
-            raise InvalidInput(
-                "metadata keys 'command', 'now' and 'seed' are recorded by the engine; "
-                f"use other names (got {sorted(metadata)})"
-            )
+        extra = self.app.audit.checked(metadata, app=self.app.name)  # actor, reason, ...
         if command_id is None:
             command_id = str(uuid.uuid4())
         else:
@@ -134,7 +132,8 @@ class Engine:
             prior = self.store.read_commit(commit_id_of(command_id))
             if prior:
                 return self._outcome_of(name, command_id, prior)
-        extra = dict(metadata) if metadata else {}
+        if occurred_at is not None:  # the application's rule for occurred times (skew, horizon)
+            self.app.check_occurred_at(occurred_at, now=self.clock())
         record = {"type": name, "id": command_id, "data": command_data(command)}
         conflict: WrongExpectedVersion | None = None
         for _attempt in range(self.app.retries + 1):

@@ -25,6 +25,8 @@ from typing import Any, ClassVar
 import msgspec
 
 from eventbook.core.messages import Event, type_name_of
+from eventbook.core.validation import check_aware
+from eventbook.engine.provenance import AuditPolicy
 from eventbook.errors import InvalidInput
 
 
@@ -139,6 +141,9 @@ class Decider:
     evolve: Callable[[Any, Any], Any]
     version: str = "1"  # the version of `evolve`; snapshots by another version are ignored
     describe: Callable[[Any], str] | None = None  # a state in a few words, for passbooks
+    # correct(before, after) -> events that take the recorded state `before` to the corrected
+    # state `after` (what-if --book: the difference booked by appending, never by editing)
+    correct: Callable[[Any, Any], Decision] | None = None
 
     @property
     def state_type(self) -> type:
@@ -157,6 +162,11 @@ class Application:
     `business_tz`: the time zone whose midnight ends a business day (day-end cut-offs).
     `projections`: the read models kept from the log (`eventbook.Projection`).
     `sagas`: the process managers that react to its events (`eventbook.sagas.Saga`).
+    `audit`: the audit fields (actor, reason, ...) every command must carry
+    (`eventbook.AuditPolicy`; none by default).
+    `occurred_at_check`: called as `check(occurred_at, now=...)` before a command that gives
+    an occurred time is decided (the engine's and the CLI's); it raises `InvalidInput` to
+    refuse it, nothing written (`eventbook.Calendar.check_occurred_at`: skew and horizon).
     """
 
     name: str
@@ -170,6 +180,8 @@ class Application:
     upcasters: dict[tuple[str, int], Upcaster] = field(default_factory=dict)
     projections: Sequence[Any] = ()  # eventbook.Projection: the read models kept from the log
     sagas: Sequence[Any] = ()  # eventbook.sagas.Saga: the process managers run on the log
+    occurred_at_check: Callable[..., object] | None = None  # (occurred_at, *, now): refuse
+    audit: AuditPolicy = field(default_factory=AuditPolicy)  # the audit fields it requires
 
     def __post_init__(self) -> None:
         self.by_category = {d.category: d for d in self.deciders}
@@ -193,6 +205,14 @@ class Application:
             return fn
 
         return register
+
+    def check_occurred_at(self, occurred_at: datetime, *, now: datetime) -> datetime:
+        """Refuse an occurred time without a time zone, or one `occurred_at_check` refuses
+        (`InvalidInput`); return it."""
+        check_aware(occurred_at, what="occurred_at")
+        if self.occurred_at_check is not None:
+            self.occurred_at_check(occurred_at, now=now)
+        return occurred_at
 
     def decider_for(self, stream: str) -> Decider | None:
         category = stream.split("-", 1)[0]

@@ -106,6 +106,7 @@ app = eb.Application(
     commands=[RecordSale],
     events=[SaleRecorded],
     projections=[store_sales, books.projection],
+    occurred_at_check=calendar.check_occurred_at,  # through the engine, the CLI and HTTP too
 )
 
 TAIPEI = ZoneInfo("Asia/Taipei")

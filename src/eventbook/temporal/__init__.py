@@ -13,10 +13,13 @@ books      Measure and Books: the projection (facts and cells tables)
 queries    reports and figures "as it was at T, as known at S"
 notices    the notices as events, and their fold
 ledger     the three views and the advance
+picture    the bitemporal picture as data (what `report --plot` draws)
+drawing    drawing it with matplotlib (the optional extra `eventbook[plot]`)
 """
 
 from eventbook.temporal.books import Books, Measure
 from eventbook.temporal.calendar import Calendar
+from eventbook.temporal.drawing import draw
 from eventbook.temporal.ledger import HistoryRow, Ledger, Live
 from eventbook.temporal.notices import (
     NOTICES,
@@ -25,6 +28,7 @@ from eventbook.temporal.notices import (
     FigurePublished,
     PeriodClosed,
 )
+from eventbook.temporal.picture import Change, Picture, picture_of
 from eventbook.temporal.queries import Figure, ReportRow
 
 __all__ = [
@@ -32,6 +36,7 @@ __all__ = [
     "AdjustmentBooked",
     "Books",
     "Calendar",
+    "Change",
     "CorrectionIssued",
     "Figure",
     "FigurePublished",
@@ -40,5 +45,8 @@ __all__ = [
     "Live",
     "Measure",
     "PeriodClosed",
+    "Picture",
     "ReportRow",
+    "draw",
+    "picture_of",
 ]

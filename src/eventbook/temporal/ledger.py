@@ -18,6 +18,11 @@ and the same calls give the same notices. For a period P that ended by `now`:
 3. if P's close has passed, seal it: its figure as known at the close and a digest;
 4. every event that arrived after its period's close is booked as an adjustment into the
    period it arrived in, linked to its own.
+
+An advance recomputes only the figures that can have changed: periods with facts new since
+the last advance, periods that ended since then (to publish) and published periods whose close
+has come (to seal). A sealed period is never recomputed: a late event for it is an adjustment.
+`ledger.recomputed` names the periods the last advance recomputed (tests count them).
 """
 
 from __future__ import annotations
@@ -104,6 +109,7 @@ class Ledger:
         self.queries = BooksQueries(books, model.query)
         self._state = BooksState()
         self._checked = False
+        self.recomputed: list[str] = []  # the periods whose figure the last advance recomputed
 
     def close(self) -> None:
         if self._own_models:
@@ -230,7 +236,9 @@ class Ledger:
         for _attempt in range(3):
             self.catch_up()
             state = self.state()
-            notices = _Advance(self, state, now_us).run()
+            work = _Advance(self, state, now_us)
+            notices = work.run()
+            self.recomputed = work.recomputed
             if not notices:
                 return []
             try:
@@ -271,6 +279,7 @@ class _Advance:
             "through_position": self.through,
         }
         self.notices: list[Event] = []
+        self.recomputed: list[str] = []
 
     def run(self) -> list[Event]:
         s = self.state
@@ -283,7 +292,9 @@ class _Advance:
         since = None
         if s.advanced_us is not None:
             since = micros(self.calendar.start(self.calendar.key(from_micros(s.advanced_us))))
-        candidates = set(s.announced)
+        # what can have changed: published periods due to close, periods that may have ended
+        # since the last advance, and periods with new facts; nothing else is looked at
+        candidates = {p for p in s.announced if micros(self.calendar.closes(p)) <= self.now_us}
         candidates.update(self.q.periods_occurring(since, self.now_us))
         candidates.update(self.q.periods_of_facts(s.through_position, self.through))
         for period in sorted(candidates - set(s.sealed)):
@@ -298,8 +309,9 @@ class _Advance:
         close_us = micros(self.calendar.closes(period))
         at_us = min(self.now_us, close_us)
         announced = self.state.announced.get(period)
+        self.recomputed.append(period)
+        current = self.q.period_figure(period, at_us)
         if announced is None:
-            current = self.q.period_figure(period, at_us)
             if current.count == 0:
                 return  # nothing known before its close: all of it is adjustments
             first = self.q.period_figure(period, end_us)
@@ -313,7 +325,6 @@ class _Advance:
                 )
             )
             announced = Announced(first.value, first.count, end_us)
-        current = self.q.period_figure(period, at_us)
         if (current.value, current.count) != (announced.value, announced.count):
             ids, positions, count = self.q.causes(period, announced.as_known_at_us, at_us)
             self.notices.append(

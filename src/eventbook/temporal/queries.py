@@ -122,6 +122,28 @@ class BooksQueries:
             if (start is None or name >= start) and (end is None or name < end + _TOP):
                 yield name[:n], after, value
 
+    def growth(self, start: str, end: str, as_known_at_us: int) -> list[tuple[str, int, int]]:
+        """How the calendar's periods from `start` to `end` grew as their events were learned:
+        (period, instant in µs, value added), in time order. Hours wholly recorded by S come
+        from the cells, at the hour's start; the hour S falls in from its facts, at their own
+        instants."""
+        n = KEY_CHARS[self.calendar.period]
+        cut_hour = (as_known_at_us - _HOUR_US) // 1_000_000
+        rows = [
+            (key, hour * 1_000_000, total)
+            for key, hour, total in self.query(
+                f"SELECT substr(occ, 1, {n}), rec_hour, sum(total) FROM {self.cells} "
+                "WHERE occ >= ? AND occ < ? AND rec_hour <= ? GROUP BY 1, 2",
+                (start, end + _TOP, cut_hour),
+            )
+        ]
+        rows += self.query(
+            f"SELECT substr(occ, 1, {n}), recorded_us, value FROM {self.facts} "
+            "WHERE recorded_us > ? AND recorded_us <= ? AND rec_hour > ? AND occ >= ? AND occ < ?",
+            (as_known_at_us - 2 * _HOUR_US, as_known_at_us, cut_hour, start, end + _TOP),
+        )
+        return sorted(rows, key=lambda r: (r[1], r[0]))
+
     # -- figures over an occurrence interval --------------------------------------------------
 
     def figure(
