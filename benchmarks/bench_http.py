@@ -16,11 +16,8 @@ from __future__ import annotations
 
 import asyncio
 import json
-import subprocess
-import sys
 import threading
 import time
-import urllib.request
 from pathlib import Path
 
 import httpx2
@@ -32,6 +29,7 @@ from common import (
     base_parser,
     emit_json,
     environment,
+    eventbook_server,
     fmt_rate,
     fmt_ratio,
     median,
@@ -68,29 +66,11 @@ def run_engine(path: Path, seconds: float) -> float:
 def run_http(folder: Path, seconds: float) -> float:
     tokens = TokenStore(folder / "tokens.json")
     _record, token = tokens.create("bench", "write")
+    store, app = folder / "store", "eventbook.examples.bank:app"
+    tokens_file = str(folder / "tokens.json")
     port = free_port()
-    server = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "eventbook.cli",
-            "--store",
-            str(folder / "store"),
-            "serve",
-            "--app",
-            "eventbook.examples.bank:app",
-            "--port",
-            str(port),
-            "--tokens",
-            str(folder / "tokens.json"),
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    base = f"http://127.0.0.1:{port}"
     headers = {"Authorization": f"Bearer {token}"}
-    try:
-        _wait_ready(base, server)
+    with eventbook_server(store, app, port, "--tokens", tokens_file) as base:
         with httpx2.Client(base_url=base, headers=headers) as client:
             for c in range(CLIENTS):
                 client.post("/commands/OpenAccount", json={"account_id": f"a{c}"})
@@ -99,12 +79,9 @@ def run_http(folder: Path, seconds: float) -> float:
         started = time.perf_counter()
         asyncio.run(_load(port, token, seconds, counts, errors))
         elapsed = time.perf_counter() - started
-        if errors:
-            raise SystemExit(f"the server answered {errors[0]}")
-        return sum(counts) / elapsed
-    finally:
-        server.terminate()
-        server.wait(10)
+    if errors:
+        raise SystemExit(f"the server answered {errors[0]}")
+    return sum(counts) / elapsed
 
 
 JSON = "application/json"
@@ -144,20 +121,6 @@ async def _load(
             writer.close()
 
     await asyncio.gather(*(client(c) for c in range(CLIENTS)))
-
-
-def _wait_ready(base: str, server: subprocess.Popen[bytes]) -> None:
-    deadline = time.monotonic() + 30
-    while True:
-        if server.poll() is not None:
-            raise SystemExit(server.stderr.read().decode() if server.stderr else "server died")
-        try:
-            urllib.request.urlopen(f"{base}/health", timeout=1)
-            return
-        except OSError:
-            if time.monotonic() > deadline:
-                raise SystemExit("the server did not start") from None
-            time.sleep(0.05)
 
 
 def _run_threads(work: object) -> None:

@@ -18,10 +18,7 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-import subprocess
-import sys
 import time
-import urllib.request
 from typing import Any
 
 from common import (
@@ -30,6 +27,7 @@ from common import (
     base_parser,
     emit_json,
     environment,
+    eventbook_server,
     fmt_ms,
     fmt_rate,
     percentile,
@@ -148,32 +146,13 @@ def main() -> None:
     seconds = args.seconds or (2.0 if args.quick else 10.0)
     scratch = Scratch.create(args.dir, "bench-sse", args.keep)
     port = free_port()
-    server = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "eventbook.cli",
-            "--store",
-            str(scratch.path("store")),
-            "serve",
-            "--app",
-            "eventbook.examples.bank:app",
-            "--port",
-            str(port),
-            "--no-auth",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
+    app = "eventbook.examples.bank:app"
     try:
-        _wait_ready(port, server)
-        with Steps() as steps:
+        with eventbook_server(scratch.path("store"), app, port, "--no-auth"), Steps() as steps:
             task = steps.task(f"{subscribers} subscribers, {seconds:g} s", 1)
             result = asyncio.run(_run(port, subscribers, seconds, args.rate))
             steps.advance(task, force=True)
     finally:
-        server.terminate()
-        server.wait(10)
         scratch.close()
     if result["errors"]:
         raise SystemExit(f"a subscriber failed: {result['errors'][0]}")
@@ -209,20 +188,6 @@ def main() -> None:
         "bench-sse",
         args.json_out,
     )
-
-
-def _wait_ready(port: int, server: subprocess.Popen[bytes]) -> None:
-    deadline = time.monotonic() + 30
-    while True:
-        if server.poll() is not None:
-            raise SystemExit(server.stderr.read().decode() if server.stderr else "server died")
-        try:
-            urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=1)
-            return
-        except OSError:
-            if time.monotonic() > deadline:
-                raise SystemExit("the server did not start") from None
-            time.sleep(0.05)
 
 
 if __name__ == "__main__":

@@ -17,6 +17,7 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.request
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -381,3 +382,46 @@ def verdict(value: float | None, target: float, *, at_most: bool = False) -> dic
     """A target as JSON: the value, the bound and whether it was met."""
     met = None if value is None else (value <= target if at_most else value >= target)
     return {"value": value, ("max" if at_most else "min"): target, "met": met}
+
+
+# -- a second process serving the HTTP API -------------------------------------------------------
+
+
+@contextmanager
+def eventbook_server(store: Path, app: str, port: int, *options: str) -> Iterator[str]:
+    """`eventbook serve` in a second process on a free loopback port; yields its base URL
+    once /health answers, and stops it afterwards."""
+    server = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "eventbook.cli",
+            "--store",
+            str(store),
+            "serve",
+            "--app",
+            app,
+            "--port",
+            str(port),
+            *options,
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            if server.poll() is not None:
+                raise SystemExit(server.stderr.read().decode() if server.stderr else "died")
+            try:
+                urllib.request.urlopen(f"{base}/health", timeout=1)
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise SystemExit("the server did not start") from None
+                time.sleep(0.05)
+        yield base
+    finally:
+        server.terminate()
+        server.wait(10)
