@@ -210,3 +210,34 @@ def test_subscribers_behind_and_at_the_shared_tail_get_every_event_once(
     assert [int(e["id"]) for e in behind] == list(range(4, 31))
     at_tail = _sse(client, "/subscribe?after=27", w, 3)
     assert [int(e["id"]) for e in at_tail] == [28, 29, 30]
+
+
+def test_reports_of_the_bitemporal_books(tmp_path: Path) -> None:
+    """Seed 000's first story (eventbook demo retail) read back through the API."""
+    import subprocess
+    import sys
+
+    from eventbook.examples import retail
+
+    path = tmp_path / "shops"
+    done = subprocess.run(
+        [sys.executable, "-m", "eventbook.cli", "--store", str(path), "demo", "retail", "--json"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    with eb.open_store(path) as store, TestClient(create_app(retail.app, store, tokens=None)) as c:
+        assert c.get("/reports").json()["books"][0]["measure"] == "sales"
+        feed = c.get("/reports/sales?view=feed").json()["rows"]
+        corrections = [r for r in feed if r["type"] == "CorrectionIssued"]
+        assert [(r["period"], r["old"], r["new"]) for r in corrections] == [
+            ("2026-11-24", 2200, 4200)
+        ]
+        at_midnight = "2026-11-25T00:00:00+08:00"
+        known = c.get(f"/reports/sales?view=report&as-known-at={at_midnight}").json()["rows"]
+        assert {r["period"]: r["value"] for r in known}["2026-11-24"] == 2200
+        now = c.get("/reports/sales?view=report").json()["rows"]
+        assert {r["period"]: r["value"] for r in now}["2026-11-24"] == 4200
+        assert c.get("/reports/nothing").status_code == 404
+        assert c.get("/reports/sales?view=pie").status_code == 400

@@ -53,3 +53,27 @@ def test_the_console_shows_a_deposit_in_the_passbook_and_the_live_log(tmp_path: 
             finally:
                 browser.close()
     assert subprocess.run([sys.executable, "-c", "pass"]).returncode == 0
+
+
+def test_the_console_draws_the_books_and_their_corrections(tmp_path: Path) -> None:
+    assert CHROMIUM, "chromium is missing: apt-get install chromium (.ci/run does)"
+    store = str(tmp_path / "shops")
+    assert eventbook("--store", store, "demo", "retail").returncode == 0
+    app = "eventbook.examples.retail:app"
+    with (
+        serving("--store", store, "serve", "--app", app, "--no-auth") as base,
+        sync_playwright() as p,
+    ):
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        try:
+            page = browser.new_page()
+            page.goto(f"{base}/console")
+            row = page.locator("#corrections tbody tr[data-period='2026-11-24']")
+            expect(row).to_contain_text("2200")
+            expect(row).to_contain_text("4200")
+            correction = page.locator("#books-chart line[data-correction='2026-11-24']")
+            expect(correction).to_have_count(1)
+            expect(page.locator("#books-chart rect")).to_have_count(1)
+            expect(page.locator("#books-measure")).to_contain_text("Asia/Taipei")
+        finally:
+            browser.close()

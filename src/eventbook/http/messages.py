@@ -3,6 +3,7 @@ ETags and If-Match, and the JSON shapes of events, outcomes and states."""
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from typing import Any
 
@@ -76,6 +77,8 @@ def time_param(request: Request, name: str) -> datetime | None:
     raw = request.query_params.get(name)
     if raw is None:
         return None
+    # an unencoded "+08:00" in a query string arrives as " 08:00"
+    raw = re.sub(r" (\d{2}:?\d{2})$", r"+\1", raw)
     try:
         value = datetime.fromisoformat(raw.replace("Z", "+00:00"))
     except ValueError:

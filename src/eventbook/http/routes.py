@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 import msgspec
@@ -36,6 +37,8 @@ from eventbook.http.messages import (
 from eventbook.http.openapi import openapi_document
 from eventbook.http.problems import problem, problem_of
 from eventbook.store.contract import EventStore
+from eventbook.temporal import Ledger
+from eventbook.temporal.books import books_in
 
 if TYPE_CHECKING:
     from eventbook.http.app import Api
@@ -320,6 +323,54 @@ def routes(api: Api) -> list[Route]:
             raise StreamNotFound(stream)
         return json_response({"stream": stream, "entries": entries})
 
+    async def books(request: Request, actor: str) -> Response:
+        found = books_in(api.application)
+        return json_response(
+            {
+                "books": [
+                    {
+                        "measure": name,
+                        "stream": b.stream,
+                        "time_zone": b.calendar.tz,
+                        "period": b.calendar.period,
+                        "max_lateness_hours": b.calendar.max_lateness.total_seconds() / 3600,
+                    }
+                    for name, b in sorted(found.items())
+                ]
+            }
+        )
+
+    async def report(request: Request, actor: str) -> Response:
+        name = request.path_params["measure"]
+        chosen = books_in(api.application).get(name)
+        if chosen is None:
+            raise StreamNotFound(f"books-{name}")
+        view = request.query_params.get("view", "history")
+        axis = request.query_params.get("axis", "occurred")
+        period = request.query_params.get("period") or chosen.calendar.period
+        at = time_param(request, "as-known-at")
+        start, end = request.query_params.get("from"), request.query_params.get("to")
+        if view not in ("report", "history", "feed"):
+            return problem(400, "invalid-input", "Bad Request", "view is report, history or feed")
+
+        def read() -> list[dict[str, Any]]:
+            models = api.projections.read_models if api.projections is not None else None
+            with Ledger(chosen, api.store, app=api.application, models=models) as ledger:
+                ledger.catch_up()
+                if view == "feed":
+                    return [
+                        {"type": n.type, "version": n.version, "position": n.position, **n.data}
+                        for n in ledger.feed()
+                    ]
+                if view == "history":
+                    known = at or _known_now(api.store)
+                    return [vars(r) for r in ledger.history(known, start=start, end=end)]
+                rows = ledger.report(axis=axis, period=period, as_known_at=at, start=start, end=end)
+                return [vars(r) for r in rows]
+
+        rows = await run_in_threadpool(read)
+        return json_response({"measure": name, "view": view, "rows": rows})
+
     async def console(request: Request, actor: str) -> Response:
         return Response(console_page(), media_type="text/html; charset=utf-8")
 
@@ -336,11 +387,22 @@ def routes(api: Api) -> list[Route]:
         Route("/read-models", handler("read", read_models), methods=["GET"]),
         Route("/streams", handler("read", streams), methods=["GET"]),
         Route("/history/{stream}", handler("read", history), methods=["GET"]),
+        Route("/reports", handler("read", books), methods=["GET"]),
+        Route("/reports/{measure}", handler("read", report), methods=["GET"]),
         Route("/console", handler(None, console), methods=["GET"]),
         Route("/health", handler(None, health), methods=["GET"]),
         Route("/metrics", handler("read", metrics), methods=["GET"]),
         Route("/openapi.json", handler(None, openapi), methods=["GET"]),
     ]
+
+
+def _known_now(store: EventStore) -> datetime:
+    """ "As known now": everything recorded, even when a store's clock ran ahead of this one's
+    (a story replayed with its own clock)."""
+    head = store.head_position()
+    last = next(iter(store.read_all(after=head - 1, limit=1)), None) if head else None
+    now = datetime.now(UTC)
+    return max(now, last.recorded_at) if last is not None else now
 
 
 def _page(store: EventStore, after: int) -> list[RecordedEvent]:
