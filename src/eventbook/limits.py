@@ -78,4 +78,5 @@ http_log_count_max = 1000  # events one GET /log or GET /streams/{id} returns
 http_idempotency_key_chars_max = 128  # an Idempotency-Key header (it becomes a command id)
 http_sse_heartbeat_seconds = 15.0  # a comment line on a quiet Server-Sent Events stream
 http_wait_seconds_max = 10.0  # how long a read-your-writes request may wait
+http_command_threads = 64  # commands the HTTP server runs at once (waiting for their fsync)
 http_sse_buffer_events_max = 20_000  # encoded events the shared SSE tail keeps for subscribers

@@ -22,12 +22,14 @@ from __future__ import annotations
 import contextlib
 from collections import Counter
 from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import msgspec
 from starlette.applications import Starlette
 from starlette.requests import Request
 
+from eventbook import limits
 from eventbook.engine.engine import Engine
 from eventbook.engine.model import Application
 from eventbook.errors import (
@@ -63,6 +65,8 @@ class Api:
         self.requests: Counter[tuple[str, str, int]] = Counter()
         self.commands: Counter[str] = Counter()
         self.tail = Tail(store, sse_event)
+        # commands wait for their commit's fsync in these threads (group commit shares it)
+        self.workers = ThreadPoolExecutor(limits.http_command_threads, "eventbook-command")
 
     # -- access -----------------------------------------------------------------------------
 

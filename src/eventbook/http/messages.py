@@ -40,13 +40,19 @@ async def read_body(request: Request) -> Any:
     length = request.headers.get("content-length")
     if length is not None and length.isdigit() and int(length) > limits.http_body_bytes_max:
         raise HttpProblem(_too_large())
-    body = bytearray()
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > limits.http_body_bytes_max:
-            raise HttpProblem(_too_large())
+    if length is not None and length.isdigit():
+        body = await request.body()  # bounded by the length checked above
+    else:  # chunked: count as it comes
+        received = bytearray()
+        async for chunk in request.stream():
+            received += chunk
+            if len(received) > limits.http_body_bytes_max:
+                raise HttpProblem(_too_large())
+        body = bytes(received)
+    if len(body) > limits.http_body_bytes_max:
+        raise HttpProblem(_too_large())
     try:
-        return msgspec.json.decode(bytes(body))
+        return msgspec.json.decode(body)
     except msgspec.DecodeError as exc:
         raise HttpProblem(
             problem(400, "malformed-json", "Malformed JSON", f"the body is not JSON: {exc}")

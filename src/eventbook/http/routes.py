@@ -3,9 +3,11 @@ calls the engine or the store in a worker thread, and answers JSON or problem+js
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import msgspec
@@ -85,9 +87,8 @@ def routes(api: Api) -> list[Route]:
             typed = msgspec.convert(data, cls)
         except msgspec.ValidationError as exc:
             return problem(422, "invalid-command", "Unprocessable Content", f"{name}: {exc}")
-        outcome = await run_in_threadpool(
-            api.engine.execute, typed, command_id=key, metadata={"actor": actor}
-        )
+        call = partial(api.engine.execute, typed, command_id=key, metadata={"actor": actor})
+        outcome = await asyncio.get_running_loop().run_in_executor(api.workers, call)
         api.commands["accepted" if outcome.accepted else "rejected"] += 1
         if not outcome.accepted:
             assert outcome.rejection is not None
