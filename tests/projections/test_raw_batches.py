@@ -7,7 +7,7 @@ stopped at, holes in the positions, handlers that stop reading early, and the ba
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -16,24 +16,8 @@ import pytest
 import eventbook as eb
 from eventbook.examples import bank
 from eventbook.projections import RecordedBatch
-from eventbook.read_models import ReadModel, SqliteReadModel, open_read_models
+from eventbook.read_models import ReadModel, SqliteReadModel
 from eventbook.read_models.sqlite import SqliteTx
-
-
-@pytest.fixture(params=["memory", "log", "nats"])
-def store(
-    request: pytest.FixtureRequest, open_test_store: Callable[[str], eb.EventStore]
-) -> eb.EventStore:
-    return open_test_store(request.param)
-
-
-@pytest.fixture
-def models(store: eb.EventStore) -> Iterator[dict[str, ReadModel]]:
-    opened = open_read_models(store, {"sqlite"})
-    try:
-        yield opened
-    finally:
-        opened["sqlite"].close()
 
 
 def bank_log(store: eb.EventStore, accounts: int = 5, movements: int = 120) -> None:

@@ -11,7 +11,6 @@ import random
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -35,22 +34,6 @@ class Clock:
 
     def __call__(self) -> datetime:
         return self.now
-
-
-@pytest.fixture(params=["memory", "log", "nats"])
-def store(
-    request: pytest.FixtureRequest, open_test_store: Callable[[str], eb.EventStore]
-) -> eb.EventStore:
-    return open_test_store(request.param)
-
-
-@pytest.fixture
-def models(store: eb.EventStore) -> Iterator[dict[str, ReadModel]]:
-    opened = open_read_models(store, {"sqlite"})
-    try:
-        yield opened
-    finally:
-        opened["sqlite"].close()
 
 
 # -- helpers -----------------------------------------------------------------------------------
