@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
+
+from outbox_support import stream_messages
 
 import eventbook as eb
 from eventbook.cli.relaying import default_checkpoint
@@ -25,24 +26,6 @@ def eventbook(*args: str) -> subprocess.CompletedProcess[str]:
         text=True,
         timeout=120,
     )
-
-
-def received(url: str, stream: str) -> list:
-    import nats
-
-    async def read() -> list:
-        nc = await nats.connect(url)
-        try:
-            js = nc.jetstream()
-            info = await js.stream_info(stream)
-            return [
-                await js.get_msg(stream, seq)
-                for seq in range(info.state.first_seq, info.state.last_seq + 1)
-            ]
-        finally:
-            await nc.close()
-
-    return asyncio.run(read())
 
 
 def test_relay_once_publishes_up_to_the_head_and_resumes_from_its_checkpoint(
@@ -67,7 +50,7 @@ def test_relay_once_publishes_up_to_the_head_and_resumes_from_its_checkpoint(
         again = eventbook(*args, "--subject-prefix", "shop.events", "--once")
         assert again.returncode == 0, again.stderr
         assert "published 1 events" in again.stderr
-        msgs = received(server.url, "SHOP")
+        msgs = stream_messages(server.url, "SHOP")
         own = tmp_path / "own.checkpoint"
         other = eventbook(*args, "--subject-prefix", "other", "--checkpoint", str(own), "--once")
     assert [m.headers["Nats-Msg-Id"] for m in msgs] == [e.id for e in events]
@@ -110,6 +93,6 @@ def test_relay_follows_until_ctrl_c_and_saves_its_checkpoint(tmp_path: Path) -> 
             if follower.poll() is None:
                 follower.kill()
                 follower.wait()
-        assert len(received(server.url, "OUTBOX")) == 30
+        assert len(stream_messages(server.url, "OUTBOX")) == 30
     assert follower.returncode == 0, stderr
     assert "Ctrl-C to stop" in stderr and "published 30 events" in stderr

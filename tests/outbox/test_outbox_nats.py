@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from outbox_support import stream_messages
 
 import eventbook as eb
 from eventbook.outbox import Consumer, MemoryCheckpoint, NatsBroker, Relay, subject_for
@@ -33,25 +34,6 @@ def fill(store: eb.EventStore, count: int) -> None:
     for i in range(count):
         store.append([eb.NewEvent(f"order-{i % 3}", "Placed", {"i": i})])
         store.append([eb.NewEvent(f"pay.ment-{i % 2}", "Paid", {"i": i})])
-
-
-def stream_messages(url: str, stream: str) -> list:
-    """Every message of a JetStream stream (subject, headers, data), in order."""
-    import nats
-
-    async def read() -> list:
-        nc = await nats.connect(url)
-        try:
-            js = nc.jetstream()
-            info = await js.stream_info(stream)
-            return [
-                await js.get_msg(stream, seq)
-                for seq in range(info.state.first_seq, info.state.last_seq + 1)
-            ]
-        finally:
-            await nc.close()
-
-    return asyncio.run(read())
 
 
 def apply(db: sqlite3.Connection, event: eb.RecordedEvent) -> None:
